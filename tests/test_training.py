@@ -1,0 +1,156 @@
+"""The shared training loop: it lowers the loss, restores the best weights, and resumes exactly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from slmrec_lib.data import leave_one_out, synthetic, train_examples
+from slmrec_lib.evaluation import EvalProtocol
+from slmrec_lib.models.base import SeqRecommender
+from slmrec_lib.training import CHECKPOINT, TrainConfig, fit
+
+PROTOCOL = EvalProtocol("sampled", n_negatives=20, seed=0)
+
+
+class Tiny(SeqRecommender):
+    """Mean of the item embeddings so far (with dropout), tied output: small and quick to train."""
+
+    def __init__(self, n_items: int, dim: int = 16, frozen_extra: bool = False):
+        super().__init__()
+        self.n_items, self.max_len = n_items, 10
+        self.emb = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.mix = nn.Linear(dim, dim)
+        self.drop = nn.Dropout(0.3)
+        self.calls = 0
+        self.fail_at: int | None = None  # raise on this forward call, to simulate an interruption
+        if frozen_extra:
+            self.frozen = nn.Linear(dim, dim)
+            self.frozen.requires_grad_(False)
+
+    def _hidden(self, x: torch.Tensor) -> torch.Tensor:
+        e = self.drop(self.emb(x))  # (B, L, D)
+        count = (x > 0).cumsum(1).clamp(min=1).unsqueeze(-1)  # (B, L, 1)
+        return self.mix(e.cumsum(1) / count)  # (B, L, D)
+
+    def forward(self, batch):
+        self.calls += 1
+        if self.fail_at is not None and self.calls == self.fail_at:
+            raise KeyboardInterrupt("simulated interruption")
+        h = self._hidden(batch["input"])
+        mask = batch["target"] > 0
+        loss = nn.functional.cross_entropy(h[mask] @ self.emb.weight.T, batch["target"][mask])
+        return loss, {"ce": loss.item()}
+
+    def score_all(self, x):
+        return self._hidden(x)[:, -1] @ self.emb.weight.T
+
+
+@pytest.fixture(scope="module")
+def toy():
+    split = leave_one_out(synthetic(n_users=200, n_items=40, seed=0))
+    return split, train_examples(split, max_len=10)
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(lr=1e-2, batch_size=32, epochs=2, progress=False, seed=3, patience=None)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_lowers_loss_and_writes_results(toy, tmp_path):
+    split, ex = toy
+    torch.manual_seed(0)
+    model = Tiny(split.n_items)
+    res = fit(model, ex, split, _cfg(epochs=3), tmp_path, PROTOCOL)
+    assert res.steps == 3 * 7  # 200 users (all have >= 2 training items), 7 batches of 32
+    assert len(res.history) == 3  # once an epoch
+    assert res.history[-1]["loss"] < res.history[0]["loss"]
+    assert res.best_metric == max(h["valid_MRR"] for h in res.history)
+    assert res.examples_per_second > 0
+    assert json.loads((tmp_path / "train_config.json").read_text())["seed"] == 3
+    assert json.loads((tmp_path / "train_result.json").read_text())["steps"] == 21
+
+
+def test_best_weights_restored(toy, tmp_path):
+    split, ex = toy
+    torch.manual_seed(0)
+    model = Tiny(split.n_items)
+    res = fit(model, ex, split, _cfg(epochs=4, eval_every=3, lr=0.05), tmp_path, PROTOCOL)
+    from slmrec_lib.evaluation import evaluate
+
+    again = evaluate(model, split, PROTOCOL, stage="valid", max_len=10)["MRR"]
+    assert again == pytest.approx(res.best_metric, abs=1e-9)
+
+
+def test_early_stopping_stops(toy, tmp_path):
+    split, ex = toy
+    torch.manual_seed(0)
+    model = Tiny(split.n_items)
+    res = fit(model, ex, split, _cfg(epochs=50, eval_every=1, patience=2, lr=0.0), tmp_path, PROTOCOL)
+    # lr 0 never improves on the first validation: it stops after patience more validations
+    assert res.stopped_early and res.steps == 3 and res.best_step == 1
+
+
+# 7 batches an epoch, 2 a step, the odd one closes the epoch: steps end at passes 2, 4, 6, 7, 9...
+@pytest.mark.parametrize("frozen, fail_at, saved_step", [(False, 8, 4), (True, 6, 2), (False, 5, 2)])
+def test_resume_matches_uninterrupted(toy, tmp_path, frozen, fail_at, saved_step):
+    split, ex = toy
+    cfg = _cfg(epochs=2, checkpoint_every=1, eval_every=5, grad_accum=2, warmup_steps=2)
+
+    torch.manual_seed(0)
+    straight = Tiny(split.n_items, frozen_extra=frozen)
+    res_straight = fit(straight, ex, split, cfg, tmp_path / "a", PROTOCOL)
+
+    torch.manual_seed(0)
+    broken = Tiny(split.n_items, frozen_extra=frozen)
+    broken.fail_at = fail_at
+    with pytest.raises(KeyboardInterrupt):
+        fit(broken, ex, split, cfg, tmp_path / "b", PROTOCOL)
+    ckpt = torch.load(tmp_path / "b" / CHECKPOINT, weights_only=False)
+    assert ckpt["state"]["step"] == saved_step
+    if frozen:  # only trainable parameters are saved
+        assert not any(k.startswith("frozen.") for k in ckpt["model"])
+
+    torch.manual_seed(123)  # a fresh model with different weights: all must come from the checkpoint
+    resumed = Tiny(split.n_items, frozen_extra=frozen)
+    if frozen:
+        resumed.frozen.load_state_dict(broken.frozen.state_dict())
+    res_resumed = fit(resumed, ex, split, cfg, tmp_path / "b", PROTOCOL)
+
+    assert res_resumed.steps == res_straight.steps
+    assert [h["step"] for h in res_resumed.history] == [h["step"] for h in res_straight.history]
+    for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(p, q, msg=f"{name} differs after resume")
+    assert res_resumed.best_metric == pytest.approx(res_straight.best_metric)
+
+
+def test_changed_config_refuses_to_resume(toy, tmp_path):
+    split, ex = toy
+    torch.manual_seed(0)
+    fit(Tiny(split.n_items), ex, None, _cfg(max_steps=2), tmp_path)
+    with pytest.raises(ValueError, match="different TrainConfig"):
+        fit(Tiny(split.n_items), ex, None, _cfg(max_steps=2, lr=0.5), tmp_path)
+
+
+def test_finished_run_is_not_trained_again(toy, tmp_path):
+    split, ex = toy
+    torch.manual_seed(0)
+    model = Tiny(split.n_items)
+    first = fit(model, ex, split, _cfg(max_steps=4, eval_every=2), tmp_path, PROTOCOL)
+    again_model = Tiny(split.n_items)
+    again_model.fail_at = 1  # any forward pass would raise
+    second = fit(again_model, ex, split, _cfg(max_steps=4, eval_every=2), tmp_path, PROTOCOL)
+    assert second.steps == first.steps and second.best_metric == first.best_metric
+    for p, q in zip(model.parameters(), again_model.parameters()):
+        torch.testing.assert_close(p, q)
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError, match="mixed_precision"):
+        TrainConfig(mixed_precision="fp8")
+    with pytest.raises(ValueError, match="grad_accum"):
+        TrainConfig(grad_accum=0)
