@@ -1,0 +1,273 @@
+"""The experiment runner: a run is a resolved config, named by its hash, trained once.
+
+`run(cfg, profile)` trains and evaluates one model unless `results/<profile>/runs/<hash>/rows.csv`
+already exists, and returns its tidy result rows. Dependencies are runs of their own, found by their
+hashes: the SASRec whose item table the LLM models read, the teacher a student learns from. So an
+interrupted `make reproduce` resumes where it stopped, notebooks share runs, and tables re-render from
+`collect(profile)` in seconds. A run folder holds `config.json`, checkpoints while training
+(training.fit resumes from them), `model.pt` (trainable weights) and, last, `rows.csv`, written
+atomically: a half-finished run never looks finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import paths
+from .data import Preprocess, SequenceData, Split, leave_one_out, load_dataset, synthetic, train_examples
+from .evaluation import EvalProtocol, metrics_from_ranks, rank_positives
+from .profiles import Profile, get_profile
+
+MODEL_KINDS = ("popularity", "sasrec", "gru4rec", "bert4rec", "e4srec", "slmrec", "p5")
+LLM_KINDS = ("e4srec", "slmrec", "p5")
+
+
+# ------------------------------------------------------------------------------------------ configs
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "synthetic"  # a name from data.known_datasets() or a file path
+    preprocess: str = "paper"  # "paper" | "official_code": filtering of ratings files
+    max_users: int | None = None  # keep a seeded random subset of this many users (None: all)
+    subset_seed: int = 0  # seed of that subset
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    kind: str = "sasrec"  # one of MODEL_KINDS
+    params: dict = field(default_factory=dict)  # fields of the model's own config dataclass
+    targets: str = "all"  # training rows: "all" | "last" | "prefixes" (data.train_examples)
+    layers: int | None = None  # LLM kinds: decoder layers kept (None: all)
+    backbone: str = "tiny"  # LLM kinds: "tiny[:layers]", "smollm2" or an HF folder
+    item_table: dict = field(default_factory=dict)  # LLM kinds: {"params": SASRec fields, "train": TrainConfig fields}
+    teacher_layers: int | None = None  # slmrec: depth of the teacher
+    teacher_train: dict = field(default_factory=dict)  # slmrec: TrainConfig fields of the teacher run
+    distill: dict = field(default_factory=dict)  # slmrec: DistillConfig fields
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig
+    model: ModelConfig
+    train: dict = field(default_factory=dict)  # TrainConfig fields (seed comes from `seed`)
+    protocols: tuple[tuple[str, int, int], ...] = (("sampled", 999, 0),)  # (kind, negatives, seed); first selects
+    seed: int = 0  # seeds model init, shuffling and dropout
+    eval_users: int | None = None  # evaluate on a seeded subset of this many users (None: all)
+    label: str = ""  # display name, e.g. "SLMRec_4<-8 +D_norm" (not part of the hash)
+
+    def __post_init__(self):
+        if self.model.kind not in MODEL_KINDS:
+            raise ValueError(f"unknown model kind {self.model.kind!r}; known: {', '.join(MODEL_KINDS)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def hash(self) -> str:
+        d = self.to_dict()
+        d.pop("label")
+        blob = json.dumps(d, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @property
+    def eval_protocols(self) -> list[EvalProtocol]:
+        return [EvalProtocol(k, n, s) for k, n, s in self.protocols]
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def git_sha() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.REPO_ROOT, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _seed_everything(seed: int) -> None:
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@lru_cache(maxsize=8)
+def get_data(cfg: DataConfig) -> SequenceData:
+    """The dataset of a data config (cached in the process); a seeded user subset if asked."""
+    if cfg.dataset == "synthetic":
+        data = synthetic()
+    else:
+        if cfg.preprocess not in ("paper", "official_code"):
+            raise ValueError(f"unknown preprocessing {cfg.preprocess!r}: use 'paper' or 'official_code'")
+        pre = Preprocess.paper() if cfg.preprocess == "paper" else Preprocess.official_code()
+        data = load_dataset(cfg.dataset, preprocess=pre)
+    if cfg.max_users and cfg.max_users < data.n_users:
+        keep = np.sort(np.random.default_rng(cfg.subset_seed).choice(data.n_users, cfg.max_users, replace=False))
+        # NOTE: items keep their ids (the item table and the candidates cover the whole catalogue)
+        data = SequenceData(data.name, [data.sequences[u] for u in keep], data.n_items, data.titles,
+                            dict(data.info, user_subset=cfg.max_users, subset_seed=cfg.subset_seed))
+    return data
+
+
+@lru_cache(maxsize=8)
+def get_split(cfg: DataConfig) -> Split:
+    return leave_one_out(get_data(cfg))
+
+
+def run_dir(cfg: RunConfig, profile: str) -> Path:
+    return paths.results_dir(profile) / "runs" / cfg.hash
+
+
+def _eval_users(cfg: RunConfig, split: Split) -> np.ndarray | None:
+    if cfg.eval_users is None or cfg.eval_users >= split.n_users:
+        return None
+    return np.sort(np.random.default_rng(12345).choice(split.n_users, cfg.eval_users, replace=False))
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+# ------------------------------------------------------------------------------------------ running
+class MissingResult(RuntimeError):
+    pass
+
+
+def run(cfg: RunConfig, profile: str, force: bool = False, quiet: bool = False) -> pd.DataFrame:
+    """Train and evaluate `cfg` (once) and return its tidy rows; see the module docstring."""
+    prof = get_profile(profile)
+    folder = run_dir(cfg, profile)
+    rows_path = folder / "rows.csv"
+    if rows_path.exists() and not force:
+        return pd.read_csv(rows_path)
+    if prof.gpu_required and not torch.cuda.is_available():
+        raise MissingResult(
+            f"{cfg.label or cfg.model.kind} ({cfg.hash}) has no saved result in {folder.parent} and profile "
+            f"{profile!r} trains only on a GPU. Run `python -m slmrec_lib.run --profile {profile}` on a GPU "
+            "machine and copy its results/ here, or use PROFILE=cpu / smoke."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(json.dumps(cfg.to_dict(), indent=2, default=str), folder / "config.json")
+    if not quiet:
+        print(f"[run] {cfg.label or cfg.model.kind} {cfg.hash} on {cfg.data.dataset}", flush=True)
+    split = get_split(cfg.data)
+    _seed_everything(cfg.seed)
+    from .builders import build_model
+
+    model = build_model(cfg, split, profile)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    train_seconds, steps, best_step = 0.0, 0, 0
+    if cfg.model.kind != "popularity":
+        from .training import TrainConfig, fit
+
+        tcfg = TrainConfig(**dict(cfg.train, seed=cfg.seed))
+        examples = train_examples(split, model.max_len, cfg.model.targets)
+        result = fit(model, examples, split, tcfg, folder, cfg.eval_protocols[0])
+        train_seconds, steps, best_step = result.train_seconds, result.steps, result.best_step
+    model.to(device)
+    trainable = {k: v.detach().cpu() for k, v in model.named_parameters() if v.requires_grad}
+    torch.save(trainable, folder / "model.pt")
+    if cfg.model.kind == "sasrec":
+        torch.save(model.item_table().detach().cpu(), folder / "item_table.pt")
+
+    users = _eval_users(cfg, split)
+    n_users = split.n_users if users is None else len(users)
+    base = dict(
+        run_id=f"{profile}-{cfg.hash}", config_hash=cfg.hash, git_sha=git_sha(), profile=profile,
+        dataset=cfg.data.dataset, n_users=n_users, model=cfg.label or cfg.model.kind, kind=cfg.model.kind,
+        layers=_layers(cfg, model), teacher_layers=cfg.model.teacher_layers, seed=cfg.seed,
+        device=device_name(), train_seconds=train_seconds, steps=steps, best_step=best_step,
+        train_params=sum(v.numel() for v in trainable.values()),
+        inference_params=inference_params(model),
+    )
+    rows = []
+    for protocol in cfg.eval_protocols:
+        for stage in ("valid", "test"):
+            _sync()
+            t0 = time.perf_counter()
+            ranks = rank_positives(model, split, protocol, stage, users=users)
+            _sync()
+            seconds = time.perf_counter() - t0
+            for metric, value in metrics_from_ranks(ranks, protocol.ks).items():
+                rows.append(dict(base, protocol=protocol.name, stage=stage, metric=metric, value=value,
+                                 eval_seconds=seconds, eval_seconds_per_user=seconds / max(n_users, 1)))
+    frame = pd.DataFrame(rows)
+    atomic_write_text(frame.to_csv(index=False), rows_path)
+    _cleanup_checkpoints(folder)
+    return frame
+
+
+def _layers(cfg: RunConfig, model) -> int | None:
+    if cfg.model.kind in LLM_KINDS:
+        return cfg.model.layers if cfg.model.layers is not None else getattr(model, "n_layers", None)
+    return cfg.model.params.get("n_layers")
+
+
+def inference_params(model) -> int:
+    """Parameters used at inference: everything but heads only used in training (L_ms heads, the teacher)."""
+    fn = getattr(model, "inference_parameters", None)
+    if fn is not None:
+        return int(fn())
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def _cleanup_checkpoints(folder: Path) -> None:
+    for path in folder.glob("checkpoint*"):
+        if path.is_file():
+            path.unlink()
+
+
+def run_all(cfgs: list[RunConfig], profile: str, progress: bool = True) -> pd.DataFrame:
+    """Run every config (those already done are read back) and return all rows."""
+    frames = []
+    todo = [c for c in cfgs if not (run_dir(c, profile) / "rows.csv").exists()]
+    if todo and progress:
+        print(f"{len(cfgs) - len(todo)} of {len(cfgs)} runs already done; {len(todo)} to run", flush=True)
+    for cfg in cfgs:
+        frame = run(cfg, profile)
+        frame["model"] = cfg.label or frame["model"]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def collect(profile: str) -> pd.DataFrame:
+    """Every finished run's rows of a profile."""
+    files = sorted((paths.results_dir(profile) / "runs").glob("*/rows.csv"))
+    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else pd.DataFrame()
+
+
+def load_config(folder: Path) -> dict:
+    return json.loads((folder / "config.json").read_text())
+
+
+def summarize(rows: pd.DataFrame, by=("dataset", "model"), stage: str = "test") -> pd.DataFrame:
+    """Mean and standard deviation over seeds of each metric, one row per (dataset, model, protocol)."""
+    r = rows[rows.stage == stage]
+    g = r.groupby(list(by) + ["protocol", "metric"])["value"]
+    out = g.agg(mean="mean", std="std", seeds="count").reset_index()
+    return out

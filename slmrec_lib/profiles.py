@@ -1,0 +1,191 @@
+"""Run profiles: how big every study of the book is on a given machine.
+
+    smoke  synthetic data, a tiny random LLaMA, a few steps: every notebook's default, for CI.
+    cpu    real Beauty (a seeded user subset), SmolLM2-135M cut to at most 8 layers: the book on 2 cores.
+    gpu    SmolLM2-135M (all 30 layers), full Beauty and Sports, 3 seeds: the committed results.
+    paper  the paper's settings for users with the hardware: Llama-2-7B (32 layers) by path, the
+           Amazon 2018 categories, lr 1e-3, batch 256, 3 epochs teacher / 5 epochs student.
+
+Depth mapping: `depth` is the deepest model (the paper's E4SRec* with 32 layers), `mid` the teacher
+of the paper's 4<-8 student, `small` the student's depth. With SmolLM2 (30 layers) that is 30 / 8 / 4.
+
+    python -m slmrec_lib.profiles --check cpu     # exits non-zero, naming the known ones, if unknown
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str  # smoke | cpu | gpu | paper
+    description: str  # one line for figure captions
+    datasets: tuple[str, ...]  # datasets of the studies; the first is each notebook's default
+    max_users: int | None  # seeded subset of users of each dataset (None: all users)
+    backbone: str  # LLM backbone: "tiny:<layers>", "smollm2" or an HF folder path
+    depth: int  # layers of the deepest LLM model (the paper's E4SRec*, 32 layers)
+    mid: int  # the teacher depth of the paper's SLMRec_4<-8 (8)
+    small: int  # the student depth (4)
+    scan_depths: tuple[int, ...]  # E4SRec_k depths of the layer scan (RQ1)
+    block_counts: tuple[int, ...]  # b of the block-count study (RQ5)
+    seeds: tuple[int, ...]  # seeds of the main table and the ablations (the layer scan uses the first)
+    n_negatives: int  # negatives of the sampled protocol (the paper: 999)
+    full_ranking: bool  # also evaluate with full ranking (every item, history masked)
+    baseline_params: dict = field(default_factory=dict)  # SASRec / GRU4Rec / BERT4Rec settings
+    baseline_train: dict = field(default_factory=dict)  # TrainConfig fields for them
+    item_table_params: dict = field(default_factory=dict)  # the SASRec whose item table the LLMs read
+    llm_params: dict = field(default_factory=dict)  # LLMRecConfig fields shared by teacher and student
+    teacher_train: dict = field(default_factory=dict)  # TrainConfig fields of E4SRec_k / teachers
+    student_train: dict = field(default_factory=dict)  # TrainConfig fields of SLMRec students
+    p5_params: dict = field(default_factory=dict)  # P5Config fields
+    p5_train: dict = field(default_factory=dict)  # TrainConfig fields of P5
+    p5_eval_users: int | None = None  # P5 scores 1000 candidates by likelihood: a seeded user subset
+    llm_targets: str = "last"  # training rows of the LLM models: "last" (the authors') or "prefixes"
+    gpu_required: bool = False  # train only on a GPU; without one, notebooks render from saved results
+
+    @property
+    def paper_depths(self) -> dict[int, int]:
+        """Our depth -> the paper's (32 / 8 / 4), for setting rows beside the paper's."""
+        return {self.depth: 32, self.mid: 8, self.small: 4}
+
+
+_BASELINE = dict(hidden=64, n_layers=2, n_heads=2, max_len=50, dropout=0.5)
+_ITEM_TABLE = dict(hidden=128, n_layers=2, n_heads=2, max_len=50, dropout=0.5)
+_LLM = dict(max_len=30, lora_r=16, lora_alpha=16, lora_dropout=0.05)
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="smoke: synthetic data, tiny random 4-layer LLaMA, a few steps (a pipeline check, not a result)",
+        datasets=("synthetic",),
+        max_users=None,
+        backbone="tiny:4",
+        depth=4,
+        mid=2,
+        small=1,
+        scan_depths=(1, 2, 4),
+        block_counts=(1,),
+        seeds=(0, 1),
+        n_negatives=50,
+        full_ranking=True,
+        baseline_params=dict(_BASELINE, hidden=16),
+        baseline_train=dict(epochs=2, batch_size=64, patience=None, progress=False),
+        item_table_params=dict(_ITEM_TABLE, hidden=16),
+        llm_params=dict(_LLM, max_len=10, lora_r=4, lora_alpha=4),
+        teacher_train=dict(epochs=1, batch_size=32, lr=3e-3, patience=None, progress=False),
+        student_train=dict(epochs=1, batch_size=32, lr=3e-3, patience=None, progress=False),
+        p5_params=dict(max_len=5, lora_r=4, lora_alpha=4),
+        p5_train=dict(epochs=1, batch_size=32, lr=3e-3, patience=None, progress=False),
+        p5_eval_users=30,
+    ),
+    "cpu": Profile(
+        name="cpu",
+        description="cpu: Beauty, 600-user subset, SmolLM2-135M cut to 8 layers, 1 seed, 2 CPU cores",
+        datasets=("beauty",),
+        max_users=600,
+        backbone="smollm2",
+        depth=8,
+        mid=8,
+        small=4,
+        scan_depths=(1, 2, 4, 8),
+        block_counts=(1, 2, 4),
+        seeds=(0,),
+        n_negatives=999,
+        full_ranking=False,
+        baseline_params=_BASELINE,
+        baseline_train=dict(epochs=30, batch_size=128, patience=5),
+        item_table_params=_ITEM_TABLE,
+        llm_params=_LLM,
+        teacher_train=dict(epochs=1, batch_size=16, lr=1e-3, warmup_steps=5, patience=None),
+        student_train=dict(epochs=1, batch_size=16, lr=1e-3, warmup_steps=5, patience=None),
+        p5_params=dict(max_len=10),
+        p5_train=dict(epochs=1, batch_size=16, lr=1e-3, patience=None),
+        p5_eval_users=100,
+    ),
+    "gpu": Profile(
+        name="gpu",
+        description="gpu: full Beauty and Sports, SmolLM2-135M (30 layers), 3 seeds, one H200",
+        datasets=("beauty", "sports"),
+        max_users=None,
+        backbone="smollm2",
+        depth=30,
+        mid=8,
+        small=4,
+        scan_depths=(1, 2, 4, 8, 16, 24, 30),
+        block_counts=(1, 2, 4),
+        seeds=(0, 1, 2),
+        n_negatives=999,
+        full_ranking=True,
+        baseline_params=_BASELINE,
+        baseline_train=dict(epochs=200, batch_size=256, patience=10, mixed_precision="bf16", progress=False),
+        item_table_params=_ITEM_TABLE,
+        llm_params=_LLM,
+        teacher_train=dict(epochs=3, batch_size=256, lr=1e-3, warmup_steps=20, patience=None,
+                           valid_users=4000, mixed_precision="bf16", progress=False),
+        student_train=dict(epochs=5, batch_size=256, lr=1e-3, warmup_steps=20, patience=None,
+                           valid_users=4000, mixed_precision="bf16", progress=False),
+        p5_params=dict(max_len=20),
+        p5_train=dict(epochs=3, batch_size=64, lr=1e-3, patience=None, mixed_precision="bf16", progress=False),
+        p5_eval_users=2000,
+        gpu_required=True,
+    ),
+    "paper": Profile(
+        name="paper",
+        description="paper: Llama-2-7B (32 layers), Amazon 2018 Clothing and Movies, the paper's settings",
+        datasets=("amazon2018:Clothing_Shoes_and_Jewelry", "amazon2018:Movies_and_TV"),
+        max_users=None,
+        backbone=os.environ.get("SLMREC_PAPER_BACKBONE", "meta-llama/Llama-2-7b-hf"),
+        depth=32,
+        mid=8,
+        small=4,
+        scan_depths=(1, 2, 4, 8, 16, 24, 32),
+        block_counts=(1, 2, 4, 8),
+        seeds=(0, 1, 2),
+        n_negatives=999,
+        full_ranking=False,
+        baseline_params=_BASELINE,
+        baseline_train=dict(epochs=200, batch_size=256, patience=10, mixed_precision="bf16", progress=True),
+        item_table_params=_ITEM_TABLE,
+        llm_params=_LLM,
+        teacher_train=dict(epochs=3, batch_size=256, lr=1e-3, warmup_steps=100, patience=None,
+                           eval_every=100, mixed_precision="bf16"),
+        student_train=dict(epochs=5, batch_size=256, lr=1e-3, warmup_steps=50, patience=None,
+                           eval_every=100, mixed_precision="bf16"),
+        p5_params=dict(max_len=20),
+        p5_train=dict(epochs=3, batch_size=64, lr=1e-3, patience=None, mixed_precision="bf16"),
+        p5_eval_users=5000,
+        gpu_required=True,
+    ),
+}
+
+
+class ProfileError(ValueError):
+    pass
+
+
+def get_profile(name: str, **overrides) -> Profile:
+    """The named profile, with fields replaced by `overrides` (e.g. datasets=("sports",))."""
+    if name not in PROFILES:
+        raise ProfileError(f"unknown profile {name!r}; known profiles: {', '.join(PROFILES)}")
+    return replace(PROFILES[name], **overrides) if overrides else PROFILES[name]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", metavar="PROFILE", required=True)
+    args = parser.parse_args(argv)
+    try:
+        prof = get_profile(args.check)
+    except ProfileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(prof.description)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The runs behind each notebook (research question), as lists of RunConfig for a profile.
+
+Labels follow the paper with our depths: E4SRec_k keeps the first k layers; SLMRec_{n<-m} is an
+n-layer student of an m-layer teacher. `paper_row(label, profile)` maps a label to the paper's row
+(our deepest model plays the paper's 32-layer E4SRec*).
+"""
+
+from __future__ import annotations
+
+from .experiment import DataConfig, ModelConfig, RunConfig
+from .profiles import Profile, get_profile
+
+# SLMRec_{n<-m} variants of the paper's main table: D_cos alone, then with D_norm and/or L_ms.
+VARIANTS = {
+    "": dict(w_norm=0.0, w_ms=0.0),
+    " +D_norm": dict(w_ms=0.0),
+    " +L_ms": dict(w_norm=0.0),
+    " +D_norm +L_ms": dict(),
+}
+BASELINES = {"popularity": "Popularity", "gru4rec": "GRU4Rec", "bert4rec": "BERT4Rec", "sasrec": "SASRec"}
+
+
+def protocols(prof: Profile) -> tuple:
+    out = (("sampled", prof.n_negatives, 0),)
+    return out + (("full", 0, 0),) if prof.full_ranking else out
+
+
+def data(prof: Profile, dataset: str) -> DataConfig:
+    return DataConfig(dataset=dataset, max_users=prof.max_users)
+
+
+def baseline(prof: Profile, dataset: str, kind: str, seed: int = 0) -> RunConfig:
+    params = {} if kind == "popularity" else dict(prof.baseline_params)
+    return RunConfig(data(prof, dataset), ModelConfig(kind=kind, params=params, targets="all"),
+                     train=dict(prof.baseline_train), protocols=protocols(prof), seed=seed, label=BASELINES[kind])
+
+
+def _llm_model(prof: Profile, kind: str, layers: int, **extra) -> ModelConfig:
+    return ModelConfig(kind=kind, params=dict(prof.llm_params), targets=prof.llm_targets, layers=layers,
+                       backbone=prof.backbone,
+                       item_table=dict(params=dict(prof.item_table_params), train=dict(prof.baseline_train)),
+                       **extra)
+
+
+def e4srec(prof: Profile, dataset: str, layers: int, seed: int = 0) -> RunConfig:
+    return RunConfig(data(prof, dataset), _llm_model(prof, "e4srec", layers), train=dict(prof.teacher_train),
+                     protocols=protocols(prof), seed=seed, label=f"E4SRec_{layers}")
+
+
+def slmrec(prof: Profile, dataset: str, student: int, teacher: int, seed: int = 0, variant: str = " +D_norm +L_ms",
+           **distill) -> RunConfig:
+    settings = dict(VARIANTS[variant], **distill)
+    suffix = "".join(f" {k}={v}" for k, v in sorted(distill.items()))
+    model = _llm_model(prof, "slmrec", student, teacher_layers=teacher, teacher_train=dict(prof.teacher_train),
+                       distill=settings)
+    return RunConfig(data(prof, dataset), model, train=dict(prof.student_train), protocols=protocols(prof),
+                     seed=seed, label=f"SLMRec_{student}<-{teacher}{variant}{suffix}")
+
+
+def p5(prof: Profile, dataset: str, seed: int = 0) -> RunConfig:
+    model = ModelConfig(kind="p5", params=dict(prof.p5_params), targets="last", layers=prof.depth,
+                        backbone=prof.backbone)
+    return RunConfig(data(prof, dataset), model, train=dict(prof.p5_train), protocols=(("sampled", prof.n_negatives, 0),),
+                     seed=seed, eval_users=prof.p5_eval_users, label=f"P5_{prof.depth}")
+
+
+def _unique(cfgs: list[RunConfig]) -> list[RunConfig]:
+    seen, out = set(), []
+    for c in cfgs:
+        if (c.hash, c.label) not in seen:
+            seen.add((c.hash, c.label))
+            out.append(c)
+    return out
+
+
+def layer_scan(profile: str, dataset: str) -> list[RunConfig]:
+    prof = get_profile(profile)
+    seed = prof.seeds[0]
+    return [e4srec(prof, dataset, k, seed) for k in prof.scan_depths] + [baseline(prof, dataset, "sasrec", seed)]
+
+
+def main_table(profile: str, dataset: str, with_p5: bool = True) -> list[RunConfig]:
+    prof = get_profile(profile)
+    cfgs = []
+    for seed in prof.seeds:
+        cfgs += [baseline(prof, dataset, kind, seed) for kind in BASELINES]
+        cfgs += [e4srec(prof, dataset, k, seed) for k in (prof.depth, prof.mid, prof.small)]
+        for student, teacher in ((prof.mid, prof.depth), (prof.small, prof.depth)):
+            if student < teacher:
+                cfgs.append(slmrec(prof, dataset, student, teacher, seed, variant=""))
+        cfgs += [slmrec(prof, dataset, prof.small, prof.mid, seed, variant=v) for v in VARIANTS]
+    if with_p5:
+        cfgs.append(p5(prof, dataset, prof.seeds[0]))
+    return _unique(cfgs)
+
+
+def ablation(profile: str, dataset: str) -> list[RunConfig]:
+    prof = get_profile(profile)
+    cfgs = []
+    for seed in prof.seeds:
+        cfgs += [e4srec(prof, dataset, prof.small, seed), e4srec(prof, dataset, prof.mid, seed)]
+        cfgs += [slmrec(prof, dataset, prof.small, prof.mid, seed, variant=v) for v in VARIANTS]
+    return _unique(cfgs)
+
+
+def online_kd(profile: str, dataset: str) -> list[RunConfig]:
+    prof = get_profile(profile)
+    cfgs = []
+    for seed in prof.seeds:
+        cfgs.append(slmrec(prof, dataset, prof.small, prof.mid, seed))
+        cfgs.append(slmrec(prof, dataset, prof.small, prof.mid, seed, mode="online"))
+    return _unique(cfgs)
+
+
+def block_count(profile: str, dataset: str) -> list[RunConfig]:
+    prof = get_profile(profile)
+    blocks = [b for b in prof.block_counts if b <= prof.small]
+    return _unique([slmrec(prof, dataset, prof.small, prof.mid, seed, blocks=b)
+                    for seed in prof.seeds for b in blocks])
+
+
+STUDIES = {"layer_scan": layer_scan, "main_table": main_table, "ablation": ablation, "online_kd": online_kd,
+           "block_count": block_count}
+
+
+def study(name: str, profile: str, dataset: str) -> list[RunConfig]:
+    if name not in STUDIES:
+        raise ValueError(f"unknown study {name!r}; known: {', '.join(STUDIES)}")
+    return STUDIES[name](profile, dataset)
+
+
+def paper_row(label: str, profile: str) -> str | None:
+    """The paper's main-table row a label plays (our deepest model stands for the 32-layer E4SRec*)."""
+    prof = get_profile(profile)
+    depth = prof.paper_depths
+    if label in ("GRU4Rec", "BERT4Rec", "SASRec"):
+        return label
+    if label.startswith("P5_"):
+        return "Open-P5_LLaMa"
+    if label.startswith("E4SRec_"):
+        k = int(label.split("_")[1])
+        if k not in depth:
+            return None
+        return "E4SRec*" if depth[k] == 32 else f"E4SRec_{depth[k]}*"
+    if label.startswith("SLMRec_"):
+        head, _, rest = label.partition(" ")
+        n, m = head[len("SLMRec_"):].split("<-")
+        if int(n) not in depth or int(m) not in depth or "=" in rest:
+            return None
+        return f"SLMRec_{depth[int(n)]}<-{depth[int(m)]}" + (f" {rest}" if rest else "")
+    return None
