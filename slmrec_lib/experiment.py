@@ -219,13 +219,13 @@ def run(cfg: RunConfig, profile: str, force: bool = False, quiet: bool = False) 
     frame = pd.DataFrame(rows)
     atomic_write_text(frame.to_csv(index=False), rows_path)
     _cleanup_checkpoints(folder)
-    return frame
+    return pd.read_csv(rows_path)  # the same frame whether the run was trained now or earlier
 
 
 def _layers(cfg: RunConfig, model) -> int | None:
     if cfg.model.kind in LLM_KINDS:
         return cfg.model.layers if cfg.model.layers is not None else getattr(model, "n_layers", None)
-    return cfg.model.params.get("n_layers")
+    return cfg.model.params.get("layers")
 
 
 def inference_params(model) -> int:

@@ -53,8 +53,8 @@ class Profile:
         return {self.depth: 32, self.mid: 8, self.small: 4}
 
 
-_BASELINE = dict(hidden=64, n_layers=2, n_heads=2, max_len=50, dropout=0.5)
-_ITEM_TABLE = dict(hidden=128, n_layers=2, n_heads=2, max_len=50, dropout=0.5)
+_BASELINE = dict(hidden=64, layers=2, heads=2, max_len=50, dropout=0.5)
+_ITEM_TABLE = dict(hidden=128, layers=2, heads=2, max_len=50, dropout=0.5)
 _LLM = dict(max_len=30, lora_r=16, lora_alpha=16, lora_dropout=0.05)
 
 PROFILES: dict[str, Profile] = {

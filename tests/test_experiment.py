@@ -1,0 +1,84 @@
+import json
+
+import pandas as pd
+import pytest
+
+from slmrec_lib import experiment, studies
+from slmrec_lib.experiment import DataConfig, ModelConfig, RunConfig
+from slmrec_lib.profiles import ProfileError, get_profile
+
+
+def _sasrec(**train):
+    return RunConfig(
+        DataConfig("synthetic"),
+        ModelConfig("sasrec", params=dict(hidden=16, layers=1, heads=1, max_len=10, dropout=0.1)),
+        train=dict(dict(epochs=1, batch_size=64, patience=None, progress=False), **train),
+        protocols=(("sampled", 50, 0), ("full", 0, 0)),
+        label="SASRec",
+    )
+
+
+def test_hash_ignores_label_and_changes_with_settings():
+    a = _sasrec()
+    assert a.hash == RunConfig(a.data, a.model, a.train, a.protocols, label="other").hash
+    assert a.hash != _sasrec(lr=5e-4).hash
+    with pytest.raises(ValueError, match="unknown model kind"):
+        RunConfig(DataConfig(), ModelConfig("sasrek"))
+
+
+def test_run_writes_config_and_rows_once(monkeypatch):
+    cfg = _sasrec()
+    rows = experiment.run(cfg, "smoke")
+    folder = experiment.run_dir(cfg, "smoke")
+    assert json.loads((folder / "config.json").read_text())["model"]["kind"] == "sasrec"
+    assert set(rows.protocol) == {"sampled-50-seed0", "full"}
+    assert set(rows.stage) == {"valid", "test"}
+    assert {"config_hash", "git_sha", "seed", "device", "train_seconds", "metric", "value"} <= set(rows.columns)
+    assert rows.value.between(0, 1).all()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr("slmrec_lib.training.fit", no_training)
+    again = experiment.run(cfg, "smoke")
+    pd.testing.assert_frame_equal(rows, again)
+    assert len(experiment.collect("smoke")) == len(rows)
+
+
+def test_interrupted_run_leaves_no_rows(monkeypatch):
+    cfg = _sasrec(lr=2e-3)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("slmrec_lib.evaluation.metrics_from_ranks", crash)
+    monkeypatch.setattr("slmrec_lib.experiment.metrics_from_ranks", crash)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(cfg, "smoke")
+    assert not (experiment.run_dir(cfg, "smoke") / "rows.csv").exists()
+
+
+def test_gpu_profile_without_gpu_asks_for_saved_results(monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(experiment.MissingResult, match="trains only on a GPU"):
+        experiment.run(_sasrec(), "gpu")
+
+
+def test_unknown_profile_is_an_error():
+    with pytest.raises(ProfileError, match="known profiles: smoke, cpu, gpu, paper"):
+        get_profile("laptop")
+
+
+def test_studies_name_the_paper_rows():
+    labels = [c.label for c in studies.main_table("gpu", "beauty")]
+    assert {"E4SRec_30", "E4SRec_8", "E4SRec_4", "SLMRec_8<-30", "SLMRec_4<-30", "SLMRec_4<-8",
+            "SLMRec_4<-8 +D_norm +L_ms", "GRU4Rec", "BERT4Rec", "SASRec"} <= set(labels)
+    assert studies.paper_row("E4SRec_30", "gpu") == "E4SRec*"
+    assert studies.paper_row("SLMRec_4<-30", "gpu") == "SLMRec_4<-32"
+    assert studies.paper_row("SLMRec_4<-8 +D_norm", "gpu") == "SLMRec_4<-8 +D_norm"
+    assert studies.paper_row("E4SRec_8", "cpu") == "E4SRec_8*"
+    # three seeds of every row but P5
+    per_label = pd.Series(labels).value_counts()
+    assert per_label["SLMRec_4<-8"] == 3
+    blocks = studies.block_count("gpu", "beauty")
+    assert sorted({c.model.distill["blocks"] for c in blocks}) == [1, 2, 4]
