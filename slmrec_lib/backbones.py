@@ -50,7 +50,7 @@ def load_backbone(spec: str, *, dtype: torch.dtype = torch.float32, gguf_path: s
     `$SLMREC_SMOLLM2_GGUF`) points "smollm2" at a .gguf file instead of the installed wheel.
     """
     if spec == "tiny":
-        return _tiny(dtype)
+        return tiny_backbone(dtype)
     if spec == "smollm2":
         return _smollm2(dtype, gguf_path)
     path = Path(spec).expanduser()
@@ -124,7 +124,8 @@ def tiny_config(**overrides):
     return LlamaConfig(**cfg)
 
 
-def _tiny(dtype, seed: int = 0, **overrides):
+def tiny_backbone(dtype: torch.dtype = torch.float32, seed: int = 0, **overrides):
+    """`(LlamaModel, tokenizer)` of `tiny_config(**overrides)` with weights seeded by `seed`."""
     from transformers import LlamaModel
 
     with torch.random.fork_rng(devices=[]):  # same weights every call, global RNG untouched

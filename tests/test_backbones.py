@@ -30,7 +30,7 @@ def test_tiny_is_seeded_small_llama_with_offline_tokenizer():
 
 def test_keep_first_layers_is_exact_surgery():
     model, _ = load_backbone("tiny")
-    deep, _ = backbones._tiny(torch.float32, num_hidden_layers=5)
+    deep, _ = backbones.tiny_backbone(num_hidden_layers=5)
     per_layer = count_params(deep.layers[0])
     full = count_params(deep)
     keep_first_layers(deep, 3)
@@ -39,7 +39,7 @@ def test_keep_first_layers_is_exact_surgery():
     out = deep(inputs_embeds=torch.randn(2, 7, 32), output_hidden_states=True)
     assert len(out.hidden_states) == 4  # embeddings + 3 blocks
     # the kept layers are the first ones, untouched
-    ref, _ = backbones._tiny(torch.float32, num_hidden_layers=5)
+    ref, _ = backbones.tiny_backbone(num_hidden_layers=5)
     for a, b in zip(deep.layers.parameters(), ref.layers[:3].parameters()):
         assert torch.equal(a, b)
     with pytest.raises(ValueError):
