@@ -185,6 +185,8 @@ def test_online_distillation_terms_do_not_reach_the_teacher():
 
 def test_inference_is_the_students_alone():
     model = make(DistillConfig(blocks=2))
+    assert model.inference_parameters() == sum(p.numel() for p in model.student.parameters())
+    assert model.inference_parameters() < sum(p.numel() for p in model.parameters())
     x = batch()["input"]
     torch.testing.assert_close(model.score_all(x), model.student.score_all(x))
     cand = torch.randint(1, N_ITEMS + 1, (len(x), 5))

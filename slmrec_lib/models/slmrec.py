@@ -125,6 +125,10 @@ class SLMRecStudent(SeqRecommender):
             terms.append("teacher_ce")
         return terms
 
+    def inference_parameters(self) -> int:
+        """Parameters used at inference: the student's alone (no teacher, no L_ms heads)."""
+        return sum(p.numel() for p in self.student.parameters())
+
     def train(self, mode: bool = True):
         super().train(mode)
         if self.cfg.mode == "offline":
