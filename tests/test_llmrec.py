@@ -176,9 +176,10 @@ def test_smoke_training_through_the_shared_loop_lowers_the_loss(tmp_path):
         before, _ = model(probe)
     cfg = TrainConfig(lr=5e-3, batch_size=32, epochs=6, warmup_steps=2, eval_every=None, patience=None,
                       progress=False, seed=0)
-    result = fit(model, examples, None, cfg, tmp_path / "run")
+    result = fit(model, examples, None, cfg, tmp_path / "run")  # may move the model to a GPU
+    device = next(model.parameters()).device
     with torch.no_grad():
-        after, _ = model(probe)
+        after, _ = model({k: v.to(device) for k, v in probe.items()})
     assert result.steps == 6 * int(np.ceil(len(examples["input"]) / 32))
     assert after.item() < before.item() - 0.3, (before.item(), after.item())
 
