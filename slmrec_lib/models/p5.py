@@ -110,6 +110,7 @@ class ItemCodec:
         self.codes = np.asarray(codes, dtype=np.int64)  # [n_items + 1], item -> integer identifier
         self.n_items = len(self.codes) - 1
         self.strings = [""] + [str(int(c)) for c in self.codes[1:]]  # item -> identifier string
+        self.n_digits = np.array([1] + [len(x) for x in self.strings[1:]], dtype=np.int64)  # item -> digits
         self.item_of = {s: i for i, s in enumerate(self.strings) if i > 0}  # identifier string -> item
         if len(self.item_of) != self.n_items:
             raise ValueError("item identifiers are not unique")
@@ -360,44 +361,35 @@ class P5Rec(SeqRecommender):
         """(B, L) histories, (B, C) item ids -> (B, C) log p(identifier of each candidate | prompt)."""
         B, C = candidates.shape
         device = candidates.device
+        cand = candidates.cpu().numpy()
+        bad = (cand < 1) | (cand > self.n_items)
+        if bad.any():
+            b, c = np.argwhere(bad)[0]
+            raise ValueError(f"candidate {cand[b, c]} (row {b}) is not an item id in 1..{self.n_items}")
         prompt = self._encode_prompts(input)
-        cand = candidates.tolist()
-        bad = [(b, i) for b, row in enumerate(cand) for i in row if not 1 <= i <= self.n_items]
-        if bad:
-            raise ValueError(f"candidate {bad[0][1]} (row {bad[0][0]}) is not an item id in 1..{self.n_items}")
-        strings = [[self.codec.strings[i] for i in row] for row in cand]
-        # the tree of distinct identifier prefixes: depth j holds prefixes of j + 1 digits
-        row_of: list[dict[tuple[int, str], int]] = []
-        depth_rows: list[list[tuple[int, str]]] = []
-        for b in range(B):
-            for s in set(strings[b]):
-                for j in range(len(s)):
-                    while len(row_of) <= j:
-                        row_of.append({})
-                        depth_rows.append([])
-                    key = (b, s[: j + 1])
-                    if key not in row_of[j]:
-                        row_of[j][key] = len(depth_rows[j])
-                        depth_rows[j].append(key)
-        logps, levels = [], []
-        for j, rows in enumerate(depth_rows):
-            user = torch.tensor([b for b, _ in rows], dtype=torch.long, device=device)
-            symbol = torch.tensor([int(p[-1]) for _, p in rows], dtype=torch.long, device=device)
-            parent = torch.tensor([row_of[j - 1][(b, p[:-1])] for b, p in rows] if j else [0] * len(rows),
-                                  dtype=torch.long, device=device)
-            logp, level = self._extend(prompt, levels, user, parent, symbol)
-            logps.append(logp.cpu())
+        code, ndig = self.codec.codes[cand], self.codec.n_digits[cand]  # (B, C) identifier as int, its digits
+        user = np.broadcast_to(np.arange(B)[:, None], (B, C))
+        total = prompt.logp.cpu()[torch.from_numpy(user), torch.from_numpy(code // 10 ** (ndig - 1))]  # (B, C)
+        # The distinct prefixes of all candidates form a tree; depth j holds the prefixes of j + 1 digits,
+        # keyed by user * 10^(j+1) + prefix (identifiers have no leading zero, so keys are unique per depth).
+        levels: list[_Level] = []
+        keys_above = None
+        for j in range(int(ndig.max())):
+            has = ndig > j  # (B, C) candidates with a (j+1)-digit prefix
+            prefix = code[has] // 10 ** (ndig[has] - j - 1)
+            keys, row = np.unique(user[has] * 10 ** (j + 1) + prefix, return_inverse=True)
+            rows_user, rows_symbol = keys // 10 ** (j + 1), keys % 10
+            parent = np.zeros(len(keys), dtype=np.int64)
+            if j:
+                parent = np.searchsorted(keys_above, rows_user * 10**j + (keys % 10 ** (j + 1)) // 10)
+            as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+            logp, level = self._extend(prompt, levels, as_t(rows_user), as_t(parent), as_t(rows_symbol))
             levels.append(level)
-        first = prompt.logp.cpu()  # (B, 11)
-        out = torch.empty((B, C), dtype=torch.float32)
-        for b in range(B):
-            for c, s in enumerate(strings[b]):
-                total = first[b, int(s[0])]
-                for j in range(len(s)):
-                    nxt = int(s[j + 1]) if j + 1 < len(s) else EOS
-                    total = total + logps[j][row_of[j][(b, s[: j + 1])], nxt]
-                out[b, c] = total
-        return out.to(device)
+            keys_above = keys
+            last = ndig[has] == j + 1  # the prefix is the whole identifier: next symbol is EOS
+            nxt = np.where(last, EOS, (code[has] // 10 ** np.maximum(ndig[has] - j - 2, 0)) % 10)
+            total[torch.from_numpy(has)] += logp.cpu()[torch.from_numpy(row.reshape(-1)), torch.from_numpy(nxt)]
+        return total.to(device)
 
     @torch.no_grad()
     def score_all(self, input: torch.Tensor) -> torch.Tensor:
