@@ -24,7 +24,7 @@ def load_backbone_spec(spec: str):
     from . import backbones
 
     if spec.startswith("tiny:"):
-        return backbones._tiny(torch.float32, num_hidden_layers=int(spec.split(":", 1)[1]))
+        return backbones.tiny_backbone(torch.float32, num_hidden_layers=int(spec.split(":", 1)[1]))
     return backbones.load_backbone(spec)
 
 
@@ -63,7 +63,9 @@ def build_model(cfg: RunConfig, split: Split, profile: str):
     if kind == "popularity":
         from .models.popularity import Popularity
 
-        return Popularity(split.n_items, split.train, **params)
+        if params:
+            raise ValueError(f"Popularity has no settings, got {sorted(params)}")
+        return Popularity.from_sequences(split.train, split.n_items)
     if kind == "sasrec":
         from .models.sasrec import SASRec, SASRecConfig
 

@@ -35,7 +35,7 @@ class Profile:
     seeds: tuple[int, ...]  # seeds of the main table and the ablations (the layer scan uses the first)
     n_negatives: int  # negatives of the sampled protocol (the paper: 999)
     full_ranking: bool  # also evaluate with full ranking (every item, history masked)
-    baseline_params: dict = field(default_factory=dict)  # SASRec / GRU4Rec / BERT4Rec settings
+    baseline_params: dict = field(default_factory=dict)  # kind ("sasrec", "gru4rec", "bert4rec") -> its settings
     baseline_train: dict = field(default_factory=dict)  # TrainConfig fields for them
     item_table_params: dict = field(default_factory=dict)  # the SASRec whose item table the LLMs read
     llm_params: dict = field(default_factory=dict)  # LLMRecConfig fields shared by teacher and student
@@ -53,29 +53,32 @@ class Profile:
         return {self.depth: 32, self.mid: 8, self.small: 4}
 
 
-_BASELINE = dict(hidden=64, layers=2, heads=2, max_len=50, dropout=0.5)
+_SASREC = dict(hidden=64, layers=2, heads=2, max_len=50, dropout=0.5)
+_BASELINE = dict(sasrec=_SASREC, gru4rec=dict(max_len=50), bert4rec=dict(max_len=50))
 _ITEM_TABLE = dict(hidden=128, layers=2, heads=2, max_len=50, dropout=0.5)
 _LLM = dict(max_len=30, lora_r=16, lora_alpha=16, lora_dropout=0.05)
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
-        description="smoke: synthetic data, tiny random 4-layer LLaMA, a few steps (a pipeline check, not a result)",
+        description="smoke: synthetic data, tiny random 12-layer LLaMA, a few steps (a pipeline check, not a result)",
         datasets=("synthetic",),
         max_users=None,
-        backbone="tiny:4",
-        depth=4,
-        mid=2,
-        small=1,
-        scan_depths=(1, 2, 4),
-        block_counts=(1,),
-        seeds=(0, 1),
+        backbone="tiny:12",
+        depth=12,
+        mid=8,
+        small=4,
+        scan_depths=(1, 4, 12),
+        block_counts=(1, 2, 4),
+        seeds=(0,),
         n_negatives=50,
         full_ranking=True,
-        baseline_params=dict(_BASELINE, hidden=16),
+        baseline_params=dict(sasrec=dict(_SASREC, hidden=16), gru4rec=dict(max_len=20, embed=16, hidden=16),
+                             bert4rec=dict(max_len=20, hidden=16)),
         baseline_train=dict(epochs=2, batch_size=64, patience=None, progress=False),
         item_table_params=dict(_ITEM_TABLE, hidden=16),
-        llm_params=dict(_LLM, max_len=10, lora_r=4, lora_alpha=4),
+        # a short prompt: the tiny tokenizer is character-level, and the paper's prompt is ~250 characters
+        llm_params=dict(_LLM, max_len=10, lora_r=4, lora_alpha=4, instruction="Items:", response="\nNext:"),
         teacher_train=dict(epochs=1, batch_size=32, lr=3e-3, patience=None, progress=False),
         student_train=dict(epochs=1, batch_size=32, lr=3e-3, patience=None, progress=False),
         p5_params=dict(max_len=5, lora_r=4, lora_alpha=4),

@@ -30,7 +30,7 @@ def data(prof: Profile, dataset: str) -> DataConfig:
 
 
 def baseline(prof: Profile, dataset: str, kind: str, seed: int = 0) -> RunConfig:
-    params = {} if kind == "popularity" else dict(prof.baseline_params)
+    params = dict(prof.baseline_params.get(kind, {}))
     return RunConfig(data(prof, dataset), ModelConfig(kind=kind, params=params, targets="all"),
                      train=dict(prof.baseline_train), protocols=protocols(prof), seed=seed, label=BASELINES[kind])
 

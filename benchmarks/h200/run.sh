@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Run the book's gpu profile on a lent H200 (see ../../docs/gpu.md). Arguments go to slmrec_lib.run.
+# Expects: /root/keep/SmolLM2-135M-Instruct.Q4_1.gguf, the gguf wheel in /root/keep, the data in .gpu/data.
+# Results accumulate in /root/keep/results (kept while the machine stays warm) and are packed into $OUT.
+set -uo pipefail
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+export SLMREC_SMOLLM2_GGUF=/root/keep/SmolLM2-135M-Instruct.Q4_1.gguf
+export SLMREC_RESULTS_DIR=/root/keep/results SLMREC_CACHE_DIR=/root/keep/cache
+export SLMREC_DATA_DIR="$PWD/.gpu/data"
+if ! python3 -c "import gguf" 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --target /root/keep/site /root/keep/gguf-*.whl || exit 1
+fi
+export PYTHONPATH="/root/keep/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+python3 -c "import requests" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --target /root/keep/site \
+  /root/keep/requests-*.whl /root/keep/urllib3-*.whl /root/keep/idna-*.whl /root/keep/certifi-*.whl /root/keep/charset_normalizer-*.whl
+nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
+python3 -m slmrec_lib.run --profile gpu "$@" 2>&1 | grep -v "FutureWarning\|warnings.warn" | tee -a /root/keep/log.txt
+status=${PIPESTATUS[0]}
+if [ -n "${OUT:-}" ]; then
+  tar -czf "$OUT/results_gpu.tgz" --exclude='checkpoint*' -C /root/keep/results gpu
+  cp /root/keep/log.txt "$OUT/log.txt"
+fi
+exit $status
