@@ -19,7 +19,7 @@ from .profiles import ProfileError, get_profile
 
 
 def plan(profile: str, names: list[str], datasets: list[str], seeds: list[int] | None = None) -> list:
-    """Every study's runs, in order, without repeats; `seeds` keeps only those seeds."""
+    """Every study's runs, in order (P5 last), without repeats; `seeds` keeps only those seeds."""
     out, seen = [], set()
     for dataset in datasets:
         for name in names:
@@ -29,7 +29,7 @@ def plan(profile: str, names: list[str], datasets: list[str], seeds: list[int] |
                 if cfg.hash not in seen:
                     seen.add(cfg.hash)
                     out.append(cfg)
-    return out
+    return sorted(out, key=lambda c: c.model.kind == "p5")  # P5's slow scoring last
 
 
 def main(argv=None) -> int:
