@@ -14,7 +14,7 @@ export PYTHONPATH="/root/keep/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 python3 -c "import requests" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --target /root/keep/site \
   /root/keep/requests-*.whl /root/keep/urllib3-*.whl /root/keep/idna-*.whl /root/keep/certifi-*.whl /root/keep/charset_normalizer-*.whl
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
-python3 -m slmrec_lib.run --profile gpu "$@" 2>&1 | grep -v "FutureWarning\|warnings.warn" | tee -a /root/keep/log.txt
+timeout "${RUN_TIMEOUT:-540}" python3 -m slmrec_lib.run --profile gpu "$@" 2>&1 | grep -v "FutureWarning\|warnings.warn" | tee -a /root/keep/log.txt
 status=${PIPESTATUS[0]}
 if [ -n "${OUT:-}" ]; then
   tar -czf "$OUT/results_gpu.tgz" --exclude='checkpoint*' -C /root/keep/results gpu
