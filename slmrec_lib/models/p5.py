@@ -368,7 +368,7 @@ class P5Rec(SeqRecommender):
             raise ValueError(f"candidate {cand[b, c]} (row {b}) is not an item id in 1..{self.n_items}")
         prompt = self._encode_prompts(input)
         code, ndig = self.codec.codes[cand], self.codec.n_digits[cand]  # (B, C) identifier as int, its digits
-        user = np.broadcast_to(np.arange(B)[:, None], (B, C))
+        user = np.repeat(np.arange(B)[:, None], C, axis=1)  # (B, C)
         total = prompt.logp.cpu()[torch.from_numpy(user), torch.from_numpy(code // 10 ** (ndig - 1))]  # (B, C)
         # The distinct prefixes of all candidates form a tree; depth j holds the prefixes of j + 1 digits,
         # keyed by user * 10^(j+1) + prefix (identifiers have no leading zero, so keys are unique per depth).
