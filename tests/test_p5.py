@@ -168,6 +168,18 @@ def test_errors_say_what_is_wrong():
         P5Config(template="no placeholder")
 
 
+def test_untied_backbone_folder_uses_its_own_lm_head(tmp_path):
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(0)
+    causal = LlamaForCausalLM(backbones.tiny_config(tie_word_embeddings=False))
+    causal.save_pretrained(tmp_path)
+    backbones.tiny_tokenizer().save_pretrained(tmp_path)
+    model = P5Rec(P5Config(backbone=str(tmp_path)), 30, [np.arange(1, 31)])
+    torch.testing.assert_close(model._head_weight(), causal.lm_head.weight.detach())
+    assert not torch.equal(model._head_weight(), model.lm.get_input_embeddings().weight)
+
+
 @pytest.mark.slow
 def test_smollm2_prompt_pieces_equal_the_tokenised_text():
     """SmolLM2 splits numbers into digits: the assembled prompt + answer is the text's own tokenisation."""
