@@ -100,5 +100,5 @@ def build_model(cfg: RunConfig, split: Split, profile: str):
         from .models.p5 import P5Config, P5Rec
 
         p5_cfg = _make(P5Config, dict(params, backbone=cfg.model.backbone, n_layers=cfg.model.layers), "P5Config")
-        return P5Rec(p5_cfg, split.n_items, split.train)
+        return P5Rec(p5_cfg, split.n_items, split.train, backbone=load_backbone_spec(cfg.model.backbone))
     raise ValueError(f"unknown model kind {kind!r}")

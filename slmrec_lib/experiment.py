@@ -165,11 +165,11 @@ def run(cfg: RunConfig, profile: str, force: bool = False, quiet: bool = False) 
     rows_path = folder / "rows.csv"
     if rows_path.exists() and not force:
         return pd.read_csv(rows_path)
-    if prof.gpu_required and not torch.cuda.is_available():
+    if prof.gpu_required and cfg.model.kind in LLM_KINDS and not torch.cuda.is_available():
         raise MissingResult(
             f"{cfg.label or cfg.model.kind} ({cfg.hash}) has no saved result in {folder.parent} and profile "
-            f"{profile!r} trains only on a GPU. Run `python -m slmrec_lib.run --profile {profile}` on a GPU "
-            "machine and copy its results/ here, or use PROFILE=cpu / smoke."
+            f"{profile!r} trains its LLM models only on a GPU. Run `python -m slmrec_lib.run --profile "
+            f"{profile}` on a GPU machine and copy its results/ here, or use PROFILE=cpu / smoke."
         )
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps(cfg.to_dict(), indent=2, default=str), folder / "config.json")

@@ -45,7 +45,8 @@ class Profile:
     p5_train: dict = field(default_factory=dict)  # TrainConfig fields of P5
     p5_eval_users: int | None = None  # P5 scores 1000 candidates by likelihood: a seeded user subset
     llm_targets: str = "last"  # training rows of the LLM models: "last" (the authors') or "prefixes"
-    gpu_required: bool = False  # train only on a GPU; without one, notebooks render from saved results
+    gpu_required: bool = False  # LLM models train only on a GPU (baselines may train anywhere); without
+    # one, notebooks render from saved results
 
     @property
     def paper_depths(self) -> dict[int, int]:

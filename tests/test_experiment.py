@@ -58,10 +58,11 @@ def test_interrupted_run_leaves_no_rows(monkeypatch):
     assert not (experiment.run_dir(cfg, "smoke") / "rows.csv").exists()
 
 
-def test_gpu_profile_without_gpu_asks_for_saved_results(monkeypatch):
+def test_gpu_profile_without_gpu_asks_for_saved_llm_results(monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    with pytest.raises(experiment.MissingResult, match="trains only on a GPU"):
-        experiment.run(_sasrec(), "gpu")
+    cfg = studies.e4srec(get_profile("gpu"), "beauty", 4)
+    with pytest.raises(experiment.MissingResult, match="only on a GPU"):
+        experiment.run(cfg, "gpu")
 
 
 def test_unknown_profile_is_an_error():
