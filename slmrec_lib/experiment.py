@@ -88,6 +88,9 @@ class RunConfig:
 
 # ------------------------------------------------------------------------------------------ helpers
 def git_sha() -> str:
+    """The checkout's commit; `SLMREC_GIT_SHA` names it where the tree travels without .git (a GPU host)."""
+    if os.environ.get("SLMREC_GIT_SHA"):
+        return os.environ["SLMREC_GIT_SHA"]
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.REPO_ROOT, capture_output=True,
                              text=True, timeout=5)

@@ -7,6 +7,7 @@ export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 export SLMREC_SMOLLM2_GGUF=/root/keep/SmolLM2-135M-Instruct.Q4_1.gguf
 export SLMREC_RESULTS_DIR=/root/keep/results SLMREC_CACHE_DIR=/root/keep/cache
 export SLMREC_DATA_DIR="$PWD/.gpu/data"
+export SLMREC_GIT_SHA="$(cat .gpu/data/GIT_SHA 2>/dev/null || echo unknown)"  # written here before the call
 if ! python3 -c "import gguf" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --target /root/keep/site /root/keep/gguf-*.whl || exit 1
 fi
