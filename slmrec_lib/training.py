@@ -85,6 +85,7 @@ class TrainResult:
     steps: int  # optimizer steps taken in all (over resumptions)
     history: list[dict[str, Any]] = field(default_factory=list)  # one dict per validation
     train_seconds: float = 0.0  # wall time in training steps (validation excluded), over resumptions
+    train_cpu_seconds: float = 0.0  # CPU time of this process in training steps (all its threads)
     examples_per_second: float = 0.0  # training examples processed per train second
     eval_seconds: float = 0.0  # wall time spent in validation
     epochs: float = 0.0  # passes over the examples (fractional when stopped inside an epoch)
@@ -263,7 +264,7 @@ def fit(
     cfg_dict = dataclasses.asdict(cfg)
     state: dict[str, Any] = {
         "step": 0, "micro": 0, "best_metric": None, "best_step": 0, "best_weights": None,
-        "bad_evals": 0, "history": [], "train_seconds": 0.0, "eval_seconds": 0.0, "examples": 0,
+        "bad_evals": 0, "history": [], "train_seconds": 0.0, "train_cpu_seconds": 0.0, "eval_seconds": 0.0, "examples": 0,
         "done": False, "stopped_early": False, "loss_sum": 0.0, "loss_count": 0, "parts_sum": {},
     }
     ckpt_path = run_dir / CHECKPOINT
@@ -338,7 +339,7 @@ def fit(
     model.train()
     bar = tqdm(total=total_steps, initial=state["step"], disable=not (cfg.progress and accelerator.is_main_process),
                desc=f"train {type(raw_model).__name__}", dynamic_ncols=True)
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     while not state["done"] and state["step"] < total_steps and not state["stopped_early"]:
         epoch, skip = divmod(state["micro"], batches_per_epoch)
         batches = _epoch_batches(n, cfg.batch_size, cfg.seed, epoch, rank, world)[skip:]
@@ -371,8 +372,8 @@ def fit(
             state["step"] += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            now = time.perf_counter()
-            state["train_seconds"] += now - t_start
+            state["train_seconds"] += time.perf_counter() - t_start
+            state["train_cpu_seconds"] += time.process_time() - cpu_start
             step = state["step"]
             last = step >= total_steps
             if step % eval_every == 0 or last:
@@ -381,7 +382,7 @@ def fit(
                 state["done"] = True
             if step % ckpt_every == 0 or state["done"]:
                 checkpoint()
-            t_start = time.perf_counter()
+            t_start, cpu_start = time.perf_counter(), time.process_time()
             if state["done"]:
                 break
     bar.close()
@@ -396,6 +397,7 @@ def fit(
         steps=state["step"],
         history=state["history"],
         train_seconds=state["train_seconds"],
+        train_cpu_seconds=state["train_cpu_seconds"],
         examples_per_second=state["examples"] / max(state["train_seconds"], 1e-9),
         eval_seconds=state["eval_seconds"],
         epochs=state["micro"] / batches_per_epoch,

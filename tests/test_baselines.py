@@ -159,3 +159,19 @@ def test_bad_config_is_rejected():
         SASRecConfig(loss="bpr")
     with pytest.raises(ValueError, match="divisible"):
         SASRec(10, SASRecConfig(hidden=10, heads=3))
+
+
+def test_chunked_softmax_ce_matches_plain():
+    from slmrec_lib.models.sasrec import softmax_ce
+
+    torch.manual_seed(0)
+    h = torch.randn(37, 8, requires_grad=True)
+    W = torch.randn(50, 8, requires_grad=True)
+    t = torch.randint(0, 50, (37,))
+    ref = torch.nn.functional.cross_entropy(h @ W.T, t)
+    g_ref = torch.autograd.grad(2 * ref, (h, W))
+    got = softmax_ce(h, W, t, chunk=10)  # 4 chunks, the last one short
+    g_got = torch.autograd.grad(2 * got, (h, W))
+    torch.testing.assert_close(got, ref)
+    for a, b in zip(g_got, g_ref):
+        torch.testing.assert_close(a, b)

@@ -19,11 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .base import SeqRecommender
-from .sasrec import Block, attention_mask, init_weights, length_groups
+from .sasrec import Block, attention_mask, init_weights, length_groups, softmax_ce
 
 
 @dataclass
@@ -84,8 +83,11 @@ class BERT4Rec(SeqRecommender):
             m = masked[rows, -w:]
             hs.append(self.encode(window[rows, -w:])[m])
             tgts.append(seq[rows, -w:][m])
-        logits = self._logits(torch.cat(hs))[:, 1:]  # (N, n_items): padding is never a class
-        loss = F.cross_entropy(logits, torch.cat(tgts) - 1)
+        h = self.head(torch.cat(hs))  # (N, D)
+        # the output bias rides as one more column: [h, 1] . [item row, bias] = _logits without padding
+        h = torch.cat([h, torch.ones_like(h[:, :1])], dim=1)  # (N, D + 1)
+        W = torch.cat([self.item_emb.weight[1 : self.n_items + 1], self.out_bias[1:, None]], dim=1)  # (n_items, D + 1)
+        loss = softmax_ce(h, W, torch.cat(tgts) - 1)  # padding is never a class
         return loss, {"ce": loss.item()}
 
     def score_all(self, input: torch.Tensor) -> torch.Tensor:

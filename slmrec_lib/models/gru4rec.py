@@ -19,11 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .base import SeqRecommender
+from .sasrec import softmax_ce
 
 
 @dataclass
@@ -73,7 +73,7 @@ class GRU4Rec(SeqRecommender):
                              "build the examples with the model's max_len")
         keep = target > 0
         h = self.encode(input)[keep]  # (N, E)
-        loss = F.cross_entropy(h @ self.item_emb.weight[1:].T, target[keep] - 1)  # padding is never a class
+        loss = softmax_ce(h, self.item_emb.weight[1:], target[keep] - 1)  # padding is never a class
         return loss, {"ce": loss.item()}
 
     def score_all(self, input: torch.Tensor) -> torch.Tensor:
