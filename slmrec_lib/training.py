@@ -206,6 +206,17 @@ def _validate(model, split, protocol, max_len, cfg, users) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items()}
 
 
+def _accelerator(mixed_precision: str):
+    """An `Accelerator`; accelerate keeps one global state a process, so a later fit with another
+    mixed_precision (a notebook training in bf16, then in fp32) resets it instead of failing."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    if AcceleratorState._shared_state and AcceleratorState().mixed_precision != mixed_precision:
+        AcceleratorState._reset_state()  # keeps the process group (PartialState) as it is
+    return Accelerator(mixed_precision=mixed_precision)
+
+
 def fit(
     model: nn.Module,
     examples: dict[str, torch.Tensor],
@@ -221,7 +232,6 @@ def fit(
     seed 0). Returns a `TrainResult`; the model ends with its best weights, in eval mode, on the
     accelerator's device.
     """
-    from accelerate import Accelerator
     from accelerate.utils import gather_object
     from tqdm.auto import tqdm
 
@@ -239,7 +249,7 @@ def fit(
         protocol = EvalProtocol(kind="sampled", n_negatives=999, seed=0)
     max_len = examples["input"].shape[1] if "input" in examples else None
 
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    accelerator = _accelerator(cfg.mixed_precision)
     rank, world = accelerator.process_index, accelerator.num_processes
     if cfg.batch_size < world:
         raise ValueError(f"batch_size {cfg.batch_size} is smaller than the number of processes {world}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -154,3 +155,11 @@ def test_bad_config_is_rejected():
         TrainConfig(mixed_precision="fp8")
     with pytest.raises(ValueError, match="grad_accum"):
         TrainConfig(grad_accum=0)
+
+
+def test_mixed_precision_can_change_between_fits(toy, tmp_path):
+    split, ex = toy
+    for i, mp in enumerate(["bf16", "no"]):
+        torch.manual_seed(0)
+        res = fit(Tiny(split.n_items), ex, None, _cfg(max_steps=2, mixed_precision=mp), tmp_path / str(i))
+        assert res.steps == 2 and np.isfinite(res.history[-1]["loss"])
