@@ -1,0 +1,266 @@
+"""Timing benchmark of the LLM recommenders: inference ms per user, training ms per optimizer step.
+
+The paper's RQ2 table (Xu et al., ICLR 2025) reports wall-clock hours of whole trainings and of the
+test evaluation on 8 GPUs. Here the same question is asked of the models themselves, under equal
+conditions: E4SRec_k at the profile's `depth` / `mid` / `small` layers and the SLMRec student
+(`small` layers) with its offline `mid`-layer teacher, all on the profile's backbone.
+
+How a number is taken (the nanoGPT `bench.py` way): build the model, run `warmup` untimed calls,
+then `repeats` timed calls, each bracketed by `torch.cuda.synchronize()` on a GPU so that queued
+kernels are counted; the summary is the median over repeats.
+
+- inference: `score_all` over the first `users` test histories in batches of `batch_size`, in eval
+  mode without gradients; ms per user = call time / users.
+- every row records the 1-minute load average: on shared cores the numbers are only indicative.
+- training: one forward + backward + AdamW step on the first `train_batch_size` training rows, in
+  train mode (bf16 autocast on a GPU where the profile trains in bf16); for the student the step
+  includes the frozen teacher's forward pass, as it does in training.
+
+NOTE: weights are random (fresh LoRA and projections, a random item table of the right shape): time
+does not depend on their values, and the benchmark then needs no trained run.
+NOTE: the paper's "training time" is a whole training (epochs x steps); ours is per step, so a
+speed-up here leaves out differences in the number of steps.
+
+    python -m slmrec_lib.timing --profile gpu --dataset beauty   # writes results/<profile>/timing.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import paths
+from .profiles import Profile, get_profile
+
+MEASURES = ("inference_ms_per_user", "train_ms_per_step")
+FILE = "timing.csv"
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    users: int = 32  # test users scored per inference call
+    batch_size: int = 16  # users per score_all batch
+    train_batch_size: int = 16  # training rows per optimizer step
+    warmup: int = 1  # untimed calls before the timed ones
+    repeats: int = 3  # timed calls; the summary is their median
+    bf16: bool = False  # bf16 autocast on a GPU (as the profile trains)
+
+    def __post_init__(self):
+        for name in ("users", "batch_size", "train_batch_size", "repeats"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TimingConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup < 0:
+            raise ValueError(f"TimingConfig.warmup must be >= 0, got {self.warmup}")
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+
+
+def settings_for(prof: Profile) -> TimingConfig:
+    """Timing sizes of a profile: small on a CPU, the profile's own batches on a GPU."""
+    bf16 = prof.teacher_train.get("mixed_precision") == "bf16"
+    if prof.gpu_required:
+        return TimingConfig(users=1024, batch_size=256, train_batch_size=prof.teacher_train.get("batch_size", 256),
+                            warmup=3, repeats=10, bf16=bf16)
+    if prof.backbone.startswith("tiny"):  # the smoke profile: a pipeline check, kept to seconds
+        return TimingConfig(users=8, batch_size=8, train_batch_size=4, warmup=1, repeats=3)
+    return TimingConfig(users=32, batch_size=16, train_batch_size=min(16, prof.teacher_train.get("batch_size", 16)),
+                        warmup=1, repeats=3, bf16=bf16)
+
+
+# ------------------------------------------------------------------------------------------ timing
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, warmup: int, repeats: int) -> list[float]:
+    """Seconds of each of `repeats` calls of `fn()` after `warmup` untimed ones (device synchronised)."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _autocast(device: torch.device, bf16: bool):
+    if device.type == "cuda" and bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def inference_ms_per_user(model, inputs: torch.Tensor, cfg: TimingConfig) -> list[float]:
+    """ms per user of `model.score_all` over `inputs` [U, L] (one value a repeat)."""
+    device = next(model.parameters()).device
+    inputs = inputs.to(device)
+    model.eval()
+
+    @torch.no_grad()
+    def call():
+        with _autocast(device, cfg.bf16):
+            for start in range(0, len(inputs), cfg.batch_size):
+                model.score_all(inputs[start : start + cfg.batch_size])
+
+    return [1000 * s / len(inputs) for s in timed(call, device, cfg.warmup, cfg.repeats)]
+
+
+def train_ms_per_step(model, batch: dict[str, torch.Tensor], cfg: TimingConfig) -> list[float]:
+    """ms of one forward + backward + AdamW step on `batch` (one value a repeat)."""
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in batch.items()}
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    model.train()
+
+    def step():
+        with _autocast(device, cfg.bf16):
+            loss, _ = model(batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return [1000 * s for s in timed(step, device, cfg.warmup, cfg.repeats)]
+
+
+# ------------------------------------------------------------------------------------------ models
+def _llmrec(prof: Profile, layers: int, table: torch.Tensor):
+    from .builders import load_backbone_spec
+    from .models.llmrec import LLMRec, LLMRecConfig
+
+    backbone, tokenizer = load_backbone_spec(prof.backbone)
+    return LLMRec(backbone, tokenizer, table, LLMRecConfig(**dict(prof.llm_params, n_layers=layers)))
+
+
+def models_to_time(prof: Profile, n_items: int, seed: int = 0) -> list[tuple[str, object]]:
+    """(label, model) of E4SRec at depth / mid / small and the SLMRec student with its teacher."""
+    from .models.slmrec import DistillConfig, SLMRecStudent
+
+    torch.manual_seed(seed)
+    d0 = prof.item_table_params.get("hidden", 128)
+    table = torch.randn(n_items + 1, d0) * 0.1  # (n_items + 1, d0): only its shape matters here
+    table[0] = 0
+    out = [(f"E4SRec_{k}", _llmrec(prof, k, table)) for k in sorted({prof.depth, prof.mid, prof.small}, reverse=True)]
+    blocks = min(DistillConfig().blocks, prof.small)
+    student = SLMRecStudent(_llmrec(prof, prof.small, table), _llmrec(prof, prof.mid, table),
+                            DistillConfig(blocks=blocks, w_ms=1.0 if blocks > 1 else 0.0))
+    out.append((f"SLMRec_{prof.small}<-{prof.mid}", student))
+    return out
+
+
+def benchmark(profile: str, dataset: str | None = None, cfg: TimingConfig | None = None,
+              progress: bool = True) -> pd.DataFrame:
+    """Measure every model of `models_to_time`; tidy rows, one a (model, measure, repeat)."""
+    from . import studies
+    from .data import eval_inputs, train_examples
+    from .experiment import device_name, get_split
+
+    prof = get_profile(profile)
+    dataset = dataset or prof.datasets[0]
+    cfg = cfg or settings_for(prof)
+    split = get_split(studies.data(prof, dataset))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    rows = []
+    for label, model in models_to_time(prof, split.n_items):
+        if progress:
+            print(f"[timing] {label} on {device.type}", flush=True)
+        model.to(device)
+        inputs = eval_inputs(split, "test", model.max_len)[0][: cfg.users]
+        examples = train_examples(split, model.max_len, prof.llm_targets)
+        batch = {k: v[: cfg.train_batch_size] for k, v in examples.items()}
+        measured = {"inference_ms_per_user": inference_ms_per_user(model, inputs, cfg),
+                    "train_ms_per_step": train_ms_per_step(model, batch, cfg)}
+        student = label.startswith("SLMRec")
+        for measure, values in measured.items():
+            for i, ms in enumerate(values):
+                rows.append(dict(profile=profile, dataset=dataset, backbone=prof.backbone, model=label,
+                                 layers=prof.small if student else int(label.split("_")[1]),
+                                 teacher_layers=prof.mid if student else None, measure=measure, repeat=i, ms=ms,
+                                 users=len(inputs), batch_size=cfg.batch_size,
+                                 train_batch_size=cfg.train_batch_size, device=device_name(),
+                                 load_avg=os.getloadavg()[0], settings=cfg.hash))
+        model.to("cpu")
+        del model
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------ files
+def timing_path(profile: str) -> Path:
+    return paths.results_dir(profile) / FILE
+
+
+def load(profile: str, dataset: str | None = None) -> pd.DataFrame:
+    """The saved timing rows of a profile (of one dataset if given); an empty frame if none."""
+    path = timing_path(profile)
+    frame = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    if dataset is not None and not frame.empty:
+        frame = frame[frame.dataset == dataset].reset_index(drop=True)
+    return frame
+
+
+def load_or_measure(profile: str, dataset: str | None = None, force: bool = False) -> pd.DataFrame:
+    """The timing rows of (profile, dataset) at the profile's settings: read back, or measured and saved.
+
+    Raises if they are missing and the profile trains only on a GPU but none is present.
+    """
+    from .experiment import MissingResult, atomic_write_text
+
+    prof = get_profile(profile)
+    dataset = dataset or prof.datasets[0]
+    cfg = settings_for(prof)
+    saved = load(profile)
+    if not saved.empty and not force:
+        mine = saved[(saved.dataset == dataset) & (saved.settings == cfg.hash)]
+        if not mine.empty:
+            return mine.reset_index(drop=True)
+    if prof.gpu_required and not torch.cuda.is_available():
+        raise MissingResult(f"no saved timing of {dataset!r} in {timing_path(profile)}, and profile {profile!r} "
+                            f"is timed only on a GPU: run `python -m slmrec_lib.timing --profile {profile} "
+                            f"--dataset {dataset}` on a GPU machine and copy the file here.")
+    fresh = benchmark(profile, dataset, cfg)
+    keep = saved[saved.dataset != dataset] if not saved.empty else saved
+    atomic_write_text(pd.concat([keep, fresh], ignore_index=True).to_csv(index=False), timing_path(profile))
+    return fresh
+
+
+def summary(timing: pd.DataFrame) -> pd.DataFrame:
+    """Median ms per (model, measure) and the speed-up against the deepest E4SRec."""
+    med = timing.groupby(["model", "layers", "measure"], sort=False)["ms"].median().reset_index()
+    wide = med.pivot_table(index=["model", "layers"], columns="measure", values="ms", sort=False).reset_index()
+    e4 = wide[wide.model.str.startswith("E4SRec_")]
+    deepest = e4.loc[e4.layers.idxmax()]
+    for measure in MEASURES:
+        wide[f"{measure.split('_')[0]}_speedup"] = deepest[measure] / wide[measure]
+    wide.columns.name = None
+    return wide
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", required=True)
+    parser.add_argument("--dataset", default=None, help="default: the profile's first dataset")
+    parser.add_argument("--force", action="store_true", help="measure again even if saved")
+    args = parser.parse_args(argv)
+    frame = load_or_measure(args.profile, args.dataset, force=args.force)
+    print(summary(frame).to_string(index=False))
+    print(f"saved: {timing_path(args.profile)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

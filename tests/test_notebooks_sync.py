@@ -1,0 +1,57 @@
+"""The notebooks: each .ipynb matches its jupytext twin, is stored without outputs, and has the book's shape."""
+
+import re
+import shutil
+
+import jupytext
+import nbformat
+import pytest
+
+from slmrec_lib import notebook_sync, paths
+
+FOLDER = paths.REPO_ROOT / "notebooks"
+NAMES = ["00_data", "01_layer_scan", "02_main_table", "03_efficiency", "04_ablation", "05_online_kd",
+         "06_block_count", "07_report"]
+
+
+def test_twins_in_sync_and_without_outputs():
+    assert notebook_sync.problems(FOLDER) == []
+
+
+def test_the_check_catches_outputs_and_drift(tmp_path):
+    for suffix in (".py", ".ipynb"):
+        shutil.copy(FOLDER / f"01_layer_scan{suffix}", tmp_path)
+    nb_path = tmp_path / "01_layer_scan.ipynb"
+    nb = nbformat.read(nb_path, as_version=4)
+    code = next(c for c in nb.cells if c.cell_type == "code")
+    code.outputs = [nbformat.v4.new_output("stream", text="hello")]
+    nbformat.write(nb, nb_path)
+    assert any("outputs" in p for p in notebook_sync.problems(tmp_path))
+    (tmp_path / "01_layer_scan.py").write_text((FOLDER / "01_layer_scan.py").read_text() + "\n# %%\nx = 1\n")
+    assert any("differs" in p for p in notebook_sync.problems(tmp_path))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_shape(name):
+    """Title and question, smoke-sized literal parameters, book.start first, a saved figure, and a
+    closing 'What we saw' cell that states no measured number."""
+    nb = jupytext.read(FOLDER / f"{name}.py")
+    cells = nb.cells
+    assert cells[0].cell_type == "markdown" and cells[0].source.startswith(f"# {name[:2]} ")
+    assert "**Question" in cells[0].source
+    params = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    assert 'profile = "smoke"' in params[0].source and "dataset = None" in params[0].source
+    for line in params[0].source.splitlines():  # literals only: papermill replaces this cell's values
+        assert re.fullmatch(r'\w+ = ("[^"]*"|None|True|False|-?\d+(\.\d+)?)(\s+#.*)?', line), line
+    first_code = [c for c in cells if c.cell_type == "code" and c is not params[0]][0]
+    assert "book.start(profile, dataset)" in first_code.source
+    source = "\n".join(c.source for c in cells if c.cell_type == "code")
+    assert "plots.save(" in source and "b.figure_path(" in source
+    last = cells[-1]
+    assert last.cell_type == "markdown" and last.source.startswith("## What we saw")
+    assert not re.search(r"\d+\.\d+|\d\s*%|\d+(\.\d+)?x\b", last.source), "the closing cell states a number"
+
+
+def test_every_notebook_is_in_the_book():
+    assert sorted(p.stem for p in FOLDER.glob("[0-9][0-9]_*.py")) == NAMES
