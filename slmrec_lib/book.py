@@ -211,10 +211,11 @@ def paper_values(book: Book, labels: list[str], metrics=MAIN_METRICS) -> pd.Data
 # ------------------------------------------------------------------------------------------ tables
 def main_table(rows: pd.DataFrame, book: Book, reference: str = "E4SRec_{depth}") -> pd.DataFrame:
     """Our mean and std (percent) of each metric, the average improvement over `reference` (a label
-    template; the paper's is E4SRec*), the paper's row each label plays, and the paper's numbers and
-    average improvement (over the paper's row of `reference`) beside. `table.attrs["reference"]` names it."""
+    template resolved by `find_label`; the paper's is E4SRec*), the paper's row each label plays, and
+    the paper's numbers and average improvement (over the paper's row of `reference`) beside.
+    `table.attrs["reference"]` names the reference."""
     ours = mean_std(rows)
-    ref = book.label(reference)
+    ref = find_label(book.label(reference), set(ours.index)) or book.label(reference)
     means = ours["mean"].stack().rename("value").reset_index()  # columns model, metric, value
     ours[("avg improvement %", "")] = average_improvement(means, ref)
     labels = list(ours.index)
@@ -223,7 +224,7 @@ def main_table(rows: pd.DataFrame, book: Book, reference: str = "E4SRec_{depth}"
     paper_avg = average_improvement(paper_long(), ref_paper, "method") if ref_paper else pd.Series(dtype=float)
     ours[("paper row", "")] = rows_paper
     ours[("paper avg improvement %", "")] = [paper_avg.get(r, np.nan) if r else np.nan for r in rows_paper]
-    table = pd.concat([ours, paper_values(book, labels)], axis=1)
+    table = pd.concat([ours, paper_values(book, labels)], axis=1).reindex(labels).rename_axis("model")
     table.attrs["reference"] = f"{ref} (paper: {ref_paper or 'no row'})"
     return table
 
@@ -232,11 +233,13 @@ def formatted(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     """A `main_table` for reading: ours as "mean ± std" per metric, the paper's datasets as "a / b"."""
     papers = [f"paper {d}" for d in paper("main_table").dataset.unique()]
     fmt = lambda v: "" if v != v else f"{v:.{digits}f}"  # noqa: E731 (nan -> "")
+    paper_head = "paper " + " / ".join(p[len("paper "):] for p in papers)
     cols = {}
     for m in table["mean"].columns:
-        cols[(m, "ours")] = [fmt(a) + ("" if b != b else f" ± {fmt(b)}") for a, b in zip(table[("mean", m)], table[("std", m)])]
+        pairs = zip(table[("mean", m)], table[("std", m)])
+        cols[(m, "ours")] = [fmt(a) + ("" if b != b else f" ± {fmt(b)}") for a, b in pairs]
         cells = zip(*(table[(p, m)] for p in papers))
-        cols[(m, "paper " + " / ".join(p[len("paper "):] for p in papers))] = ["" if all(v != v for v in vs) else " / ".join(map(fmt, vs)) for vs in cells]
+        cols[(m, paper_head)] = ["" if all(v != v for v in vs) else " / ".join(map(fmt, vs)) for vs in cells]
     for col in ("seeds", "avg improvement %", "paper row", "paper avg improvement %"):
         cols[(col, "")] = table[(col, "")].map(lambda v: fmt(v) if isinstance(v, float) else v)
     return pd.DataFrame(cols, index=table.index)
@@ -280,8 +283,8 @@ def impossible_blocks(book: Book) -> str:
     bad = [b for b in p.block_counts if b > p.small]
     if not bad:
         return f"every b in {list(p.block_counts)} fits the {p.small}-layer student."
-    return (f"b = {', '.join(map(str, bad))} > {p.small} student layers is impossible (a block needs at least one "
-            f"layer): not run; the paper's b = 8 with a 4-layer student cannot be built either.")
+    return (f"b = {', '.join(map(str, bad))} > {p.small} student layers is impossible: each block needs at least "
+            "one student layer (the authors' block ends (N // b) * i would all be the embeddings); not run.")
 
 
 def dataset_table(book: Book) -> pd.DataFrame:
@@ -392,14 +395,30 @@ CLAIMS = (
     Claim("RQ3", "both terms together beat D_cos alone", _FULL, "SLMRec_{small}<-{mid}"),
     Claim("RQ4", "offline distillation (teacher trained first) beats online", _FULL, _FULL + " mode=online",
           "the paper trains the teacher first and reports that this works"),
-    Claim("RQ5", "b = 4 blocks beats b = 1", _FULL + " blocks=4", _FULL + " blocks=1", "b = 4 best, b = 1, 2 worse"),
-    Claim("RQ5", "b = 4 blocks beats b = 2", _FULL + " blocks=4", _FULL + " blocks=2", "b = 4 best, b = 1, 2 worse"),
+    # any SLMRec_{small}<-{mid} variant with that b (b = 1 has no L_ms: its heads need b >= 2)
+    Claim("RQ5", "b = 4 blocks beats b = 1", "SLMRec_{small}<-{mid} blocks=4", "SLMRec_{small}<-{mid} blocks=1",
+          "b = 4 best, b = 1, 2 worse"),
+    Claim("RQ5", "b = 4 blocks beats b = 2", "SLMRec_{small}<-{mid} blocks=4", "SLMRec_{small}<-{mid} blocks=2",
+          "b = 4 best, b = 1, 2 worse"),
 )
 EFFICIENCY_CLAIMS = (
     EfficiencyClaim("RQ2", "the student infers faster than E4SRec* (paper: 8.0x)", "inference", 8.0),
     EfficiencyClaim("RQ2", "the student trains faster than E4SRec* (paper: 6.6x)", "train", 6.6),
     EfficiencyClaim("RQ2", "the student uses a small share of E4SRec*'s parameters (paper: 13%)", "params", 0.13),
 )
+
+
+def find_label(label: str, present) -> str | None:
+    """`label` if present; else, for a label with settings ("SLMRec_4<-8 blocks=1"), the one present
+    label of the same model with those settings, whatever its loss terms; else None."""
+    if label in present:
+        return label
+    head, *rest = label.split()
+    settings = {t for t in rest if "=" in t}
+    if not settings:
+        return None
+    found = [p for p in present if p.split()[0] == head and settings <= set(p.split())]
+    return found[0] if len(found) == 1 else None
 
 
 def _paper_evidence(claim: Claim, book: Book) -> str:
@@ -416,12 +435,12 @@ def judge_claims(rows: pd.DataFrame, book: Book, rq: str | None = None) -> pd.Da
     present = set(rows.model)
     out = []
     for c in CLAIMS:
-        a, b = book.label(c.better), book.label(c.worse)
-        if (rq and c.rq != rq) or a not in present or b not in present:
+        a, b = find_label(book.label(c.better), present), find_label(book.label(c.worse), present)
+        if (rq and c.rq != rq) or a is None or b is None:
             continue
         v = verdict(seed_scores(rows, a, b), seed_scores(rows, b, b))
-        out.append(dict(rq=c.rq, claim=c.text, ours=f"{a} vs {b}: {v.diff:+.2f}% on average", paper=_paper_evidence(c, book),
-                        verdict=v.result, detail=str(v)))
+        out.append(dict(rq=c.rq, claim=c.text, ours=f"{a} vs {b}: {v.diff:+.2f}% on average",
+                        paper=_paper_evidence(c, book), verdict=v.result, detail=str(v)))
     return pd.DataFrame(out, columns=["rq", "claim", "ours", "paper", "verdict", "detail"])
 
 
@@ -465,9 +484,10 @@ def judge_efficiency(rows: pd.DataFrame, book: Book, timing: pd.DataFrame | None
         else:
             ok = value >= expected * (1 - EFFICIENCY_TOLERANCE)
             shown = f"{value:.2f}x (expected at our depths: {expected:.2f}x)"
-        out.append(dict(rq=c.rq, claim=c.text, ours=shown, paper=f"{c.paper_value:.0%}" if c.measure == "params" else f"{c.paper_value:g}x",
-                        verdict=HOLDS if ok else FAILS,
-                        detail=f"tolerance {EFFICIENCY_TOLERANCE:.0%}; depths {book.profile.depth} -> {book.profile.small}"))
+        paper_shown = f"{c.paper_value:.0%}" if c.measure == "params" else f"{c.paper_value:g}x"
+        depths = f"depths {book.profile.depth} -> {book.profile.small}"
+        out.append(dict(rq=c.rq, claim=c.text, ours=shown, paper=paper_shown, verdict=HOLDS if ok else FAILS,
+                        detail=f"tolerance {EFFICIENCY_TOLERANCE:.0%}; {depths}"))
     return pd.DataFrame(out, columns=["rq", "claim", "ours", "paper", "verdict", "detail"])
 
 
@@ -510,14 +530,17 @@ def dataset_findings(book: Book) -> str:
 
 # ------------------------------------------------------------------------------------------ report
 def comparison_table(rows: pd.DataFrame, book: Book) -> pd.DataFrame:
-    """Every row of ours that plays a row of the paper's main table, with both sets of numbers (percent)."""
+    """Every row of ours that plays a row of the paper's main table, in the paper's order, with both
+    sets of numbers (percent)."""
     t = main_table(rows, book)
-    return t[t[("paper row", "")].notna()]
+    t = t[t[("paper row", "")].notna()]
+    rank = {m: i for i, m in enumerate(paper("main_table").method.drop_duplicates())}
+    return t.iloc[np.argsort([rank[r] for r in t[("paper row", "")]], kind="stable")]
 
 
 def markdown_table(frame: pd.DataFrame, digits: int = 2) -> str:
     """A pipe table of a frame (flattened column names), without extra dependencies."""
-    f = frame.reset_index() if frame.index.name or isinstance(frame.index, pd.MultiIndex) else frame
+    f = frame if isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
     cols = [" ".join(str(x) for x in c if str(x)) if isinstance(c, tuple) else str(c) for c in f.columns]
 
     def cell(v):
@@ -537,12 +560,11 @@ def write_report(book: Book, comparison: pd.DataFrame, claims: pd.DataFrame) -> 
     csv_path, md_path = book.results_path("report.csv"), book.results_path("report.md")
     atomic_write_text(claims.assign(profile=book.name, dataset=book.dataset).to_csv(index=False), csv_path)
     counts = claims.verdict.value_counts()
-    shown = comparison.drop(columns=["std"], level=0, errors="ignore")
     md = [f"## Results of the `{book.name}` profile ({book.dataset}, backbone {book.backbone})", "",
           f"{book.profile.description}. Git {git_sha()}. Written by notebooks/07_report.",
-          "Ours: test stage, sampled protocol, mean over seeds, percent. " + ", ".join(
+          "Ours: test stage, sampled protocol, percent, mean ± std over seeds; the paper's Cloth / Movie beside. " + ", ".join(
               f"{counts.get(v, 0)} {v}" for v in (HOLDS, FAILS, INCONCLUSIVE)) + ".", "",
           "### The paper's claims", "", markdown_table(claims.drop(columns=["detail"])), "",
-          "### Our numbers beside the paper's", "", markdown_table(shown), ""]
+          "### Our numbers beside the paper's", "", markdown_table(formatted(comparison)), ""]
     atomic_write_text("\n".join(md), md_path)
     return csv_path, md_path

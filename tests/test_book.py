@@ -200,3 +200,19 @@ def test_timing_is_read_back_not_measured_twice(monkeypatch):
     assert calls == ["synthetic"] and len(again) == len(first) == 2
     timing.load_or_measure("smoke", force=True)
     assert calls == ["synthetic", "synthetic"] and len(timing.load("smoke")) == 2  # replaced, not appended
+
+
+def test_block_claims_find_their_runs_whatever_the_loss_terms():
+    rows = _rows({"SLMRec_4<-8 +D_norm blocks=1": [0.10, 0.11, 0.09],  # b = 1 cannot carry L_ms
+                  "SLMRec_4<-8 +D_norm +L_ms blocks=4": [0.20, 0.21, 0.19]})
+    b = book.start("smoke", quiet=True)
+    claims = book.judge_claims(rows, b, rq="RQ5")
+    assert list(claims.claim) == ["b = 4 blocks beats b = 1"] and list(claims.verdict) == [book.HOLDS]
+    assert book.find_label("SLMRec_4<-8 blocks=2", set(rows.model)) is None
+    t = book.main_table(rows, b, reference="SLMRec_{small}<-{mid} blocks=4")
+    assert t.loc["SLMRec_4<-8 +D_norm blocks=1", ("avg improvement %", "")] == pytest.approx(-50.0)
+
+
+def test_impossible_block_counts_are_named():
+    assert "b = 8 > 4 student layers is impossible" in book.impossible_blocks(book.start("paper", quiet=True))
+    assert book.impossible_blocks(book.start("smoke", quiet=True)).startswith("every b in [1, 2, 4] fits")
