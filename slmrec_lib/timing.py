@@ -5,16 +5,20 @@ test evaluation on 8 GPUs. Here the same question is asked of the models themsel
 conditions: E4SRec_k at the profile's `depth` / `mid` / `small` layers and the SLMRec student
 (`small` layers) with its offline `mid`-layer teacher, all on the profile's backbone.
 
-How a number is taken (the nanoGPT `bench.py` way): build the model, run `warmup` untimed calls,
-then `repeats` timed calls, each bracketed by `torch.cuda.synchronize()` on a GPU so that queued
-kernels are counted; the summary is the median over repeats.
+How a number is taken (the nanoGPT `bench.py` way): build the models, run `warmup` untimed calls of
+each, then `repeats` timed calls, each bracketed by `torch.cuda.synchronize()` on a GPU so that
+queued kernels are counted; the summary is the median over repeats. The models' repeats are
+interleaved, so that a change in the machine's load falls on all of them alike (measured one model
+after the other on shared cores, the first model measured came out 2-4x slower than its depth says).
 
 - inference: `score_all` over the first `users` test histories in batches of `batch_size`, in eval
   mode without gradients; ms per user = call time / users.
-- every row records the 1-minute load average: on shared cores the numbers are only indicative.
 - training: one forward + backward + AdamW step on the first `train_batch_size` training rows, in
   train mode (bf16 autocast on a GPU where the profile trains in bf16); for the student the step
   includes the frozen teacher's forward pass, as it does in training.
+- on a CPU the benchmark runs on one thread (`cpu_threads`): on cores shared with other jobs, two
+  threads were seen to run 4x slower than one (SmolLM2, 2 cores, load 4-5), and unevenly so; every
+  row records the threads and the 1-minute load average, since shared cores make numbers indicative.
 
 NOTE: weights are random (fresh LoRA and projections, a random item table of the right shape): time
 does not depend on their values, and the benchmark then needs no trained run.
@@ -54,6 +58,7 @@ class TimingConfig:
     warmup: int = 1  # untimed calls before the timed ones
     repeats: int = 3  # timed calls; the summary is their median
     bf16: bool = False  # bf16 autocast on a GPU (as the profile trains)
+    cpu_threads: int | None = 1  # torch threads while timing on a CPU (None: leave as set); restored after
 
     def __post_init__(self):
         for name in ("users", "batch_size", "train_batch_size", "repeats"):
@@ -85,17 +90,23 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn, device: torch.device, warmup: int, repeats: int) -> list[float]:
-    """Seconds of each of `repeats` calls of `fn()` after `warmup` untimed ones (device synchronised)."""
-    for _ in range(warmup):
-        fn()
-    out = []
+def timed(calls: dict[str, object], device: torch.device, warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each of `repeats` calls of every `fn` in `calls`, after `warmup` untimed calls of each.
+
+    The repeats are interleaved (fn1, fn2, ..., fn1, fn2, ...) so that a change of the machine's load
+    during the benchmark falls on every model alike; the device is synchronised around each call.
+    """
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
+    out = {key: [] for key in calls}
     for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        out.append(time.perf_counter() - t0)
+        for key, fn in calls.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            out[key].append(time.perf_counter() - t0)
     return out
 
 
@@ -105,8 +116,8 @@ def _autocast(device: torch.device, bf16: bool):
     return contextlib.nullcontext()
 
 
-def inference_ms_per_user(model, inputs: torch.Tensor, cfg: TimingConfig) -> list[float]:
-    """ms per user of `model.score_all` over `inputs` [U, L] (one value a repeat)."""
+def inference_call(model, inputs: torch.Tensor, cfg: TimingConfig):
+    """A call that scores every row of `inputs` [U, L] with `model.score_all` in eval mode, no grad."""
     device = next(model.parameters()).device
     inputs = inputs.to(device)
     model.eval()
@@ -117,25 +128,39 @@ def inference_ms_per_user(model, inputs: torch.Tensor, cfg: TimingConfig) -> lis
             for start in range(0, len(inputs), cfg.batch_size):
                 model.score_all(inputs[start : start + cfg.batch_size])
 
-    return [1000 * s / len(inputs) for s in timed(call, device, cfg.warmup, cfg.repeats)]
+    return call
 
 
-def train_ms_per_step(model, batch: dict[str, torch.Tensor], cfg: TimingConfig) -> list[float]:
-    """ms of one forward + backward + AdamW step on `batch` (one value a repeat)."""
+def train_call(model, batch: dict[str, torch.Tensor], cfg: TimingConfig):
+    """A call that takes one forward + backward + AdamW step on `batch` in train mode."""
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
-    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
     def step():
+        model.train()
         with _autocast(device, cfg.bf16):
             loss, _ = model(batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    return [1000 * s for s in timed(step, device, cfg.warmup, cfg.repeats)]
+    return step
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def inference_ms_per_user(model, inputs: torch.Tensor, cfg: TimingConfig) -> list[float]:
+    """ms per user of `model.score_all` over `inputs` [U, L] (one value a repeat)."""
+    seconds = timed({"m": inference_call(model, inputs, cfg)}, _device(model), cfg.warmup, cfg.repeats)["m"]
+    return [1000 * s / len(inputs) for s in seconds]
+
+
+def train_ms_per_step(model, batch: dict[str, torch.Tensor], cfg: TimingConfig) -> list[float]:
+    """ms of one forward + backward + AdamW step on `batch` (one value a repeat)."""
+    return [1000 * s for s in timed({"m": train_call(model, batch, cfg)}, _device(model), cfg.warmup, cfg.repeats)["m"]]
 
 
 # ------------------------------------------------------------------------------------------ models
@@ -147,56 +172,69 @@ def _llmrec(prof: Profile, layers: int, table: torch.Tensor):
     return LLMRec(backbone, tokenizer, table, LLMRecConfig(**dict(prof.llm_params, n_layers=layers)))
 
 
-def models_to_time(prof: Profile, n_items: int, seed: int = 0) -> list[tuple[str, object]]:
-    """(label, model) of E4SRec at depth / mid / small and the SLMRec student with its teacher."""
+def models_to_time(prof: Profile, n_items: int, seed: int = 0):
+    """Yield (label, model): E4SRec at depth / mid / small, then the SLMRec student with its teacher."""
     from .models.slmrec import DistillConfig, SLMRecStudent
 
     torch.manual_seed(seed)
     d0 = prof.item_table_params.get("hidden", 128)
     table = torch.randn(n_items + 1, d0) * 0.1  # (n_items + 1, d0): only its shape matters here
     table[0] = 0
-    out = [(f"E4SRec_{k}", _llmrec(prof, k, table)) for k in sorted({prof.depth, prof.mid, prof.small}, reverse=True)]
+    for k in sorted({prof.depth, prof.mid, prof.small}, reverse=True):
+        yield f"E4SRec_{k}", _llmrec(prof, k, table)
     blocks = min(DistillConfig().blocks, prof.small)
     student = SLMRecStudent(_llmrec(prof, prof.small, table), _llmrec(prof, prof.mid, table),
                             DistillConfig(blocks=blocks, w_ms=1.0 if blocks > 1 else 0.0))
-    out.append((f"SLMRec_{prof.small}<-{prof.mid}", student))
-    return out
+    yield f"SLMRec_{prof.small}<-{prof.mid}", student
 
 
 def benchmark(profile: str, dataset: str | None = None, cfg: TimingConfig | None = None,
               progress: bool = True) -> pd.DataFrame:
     """Measure every model of `models_to_time`; tidy rows, one a (model, measure, repeat)."""
     from . import studies
-    from .data import eval_inputs, train_examples
-    from .experiment import device_name, get_split
+    from .experiment import get_split
 
     prof = get_profile(profile)
     dataset = dataset or prof.datasets[0]
     cfg = cfg or settings_for(prof)
     split = get_split(studies.data(prof, dataset))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    rows = []
-    for label, model in models_to_time(prof, split.n_items):
-        if progress:
-            print(f"[timing] {label} on {device.type}", flush=True)
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)
+    try:
+        return pd.DataFrame(_measure_all(prof, profile, dataset, split, cfg, device, progress))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure_all(prof: Profile, profile: str, dataset: str, split, cfg: TimingConfig, device: torch.device,
+                 progress: bool) -> list[dict]:
+    from .data import eval_inputs, train_examples
+    from .experiment import device_name
+
+    models = dict(models_to_time(prof, split.n_items))  # all at once: their repeats are interleaved
+    max_len = next(iter(models.values())).max_len
+    inputs = eval_inputs(split, "test", max_len)[0][: cfg.users]
+    batch = {k: v[: cfg.train_batch_size] for k, v in train_examples(split, max_len, prof.llm_targets).items()}
+    for model in models.values():
         model.to(device)
-        inputs = eval_inputs(split, "test", model.max_len)[0][: cfg.users]
-        examples = train_examples(split, model.max_len, prof.llm_targets)
-        batch = {k: v[: cfg.train_batch_size] for k, v in examples.items()}
-        measured = {"inference_ms_per_user": inference_ms_per_user(model, inputs, cfg),
-                    "train_ms_per_step": train_ms_per_step(model, batch, cfg)}
+    if progress:
+        print(f"[timing] {', '.join(models)} on {device_name()}: inference, then training", flush=True)
+    seconds = timed({m: inference_call(x, inputs, cfg) for m, x in models.items()}, device, cfg.warmup, cfg.repeats)
+    ms = {("inference_ms_per_user", m): [1000 * s / len(inputs) for s in v] for m, v in seconds.items()}
+    seconds = timed({m: train_call(x, batch, cfg) for m, x in models.items()}, device, cfg.warmup, cfg.repeats)
+    ms.update({("train_ms_per_step", m): [1000 * s for s in v] for m, v in seconds.items()})
+    rows = []
+    for (measure, label), values in ms.items():
         student = label.startswith("SLMRec")
-        for measure, values in measured.items():
-            for i, ms in enumerate(values):
-                rows.append(dict(profile=profile, dataset=dataset, backbone=prof.backbone, model=label,
-                                 layers=prof.small if student else int(label.split("_")[1]),
-                                 teacher_layers=prof.mid if student else None, measure=measure, repeat=i, ms=ms,
-                                 users=len(inputs), batch_size=cfg.batch_size,
-                                 train_batch_size=cfg.train_batch_size, device=device_name(),
-                                 load_avg=os.getloadavg()[0], settings=cfg.hash))
-        model.to("cpu")
-        del model
-    return pd.DataFrame(rows)
+        rows += [dict(profile=profile, dataset=dataset, backbone=prof.backbone, model=label,
+                      layers=prof.small if student else int(label.split("_")[1]),
+                      teacher_layers=prof.mid if student else None, measure=measure, repeat=i, ms=v,
+                      users=len(inputs), batch_size=cfg.batch_size, train_batch_size=cfg.train_batch_size,
+                      device=device_name(), threads=torch.get_num_threads(), load_avg=os.getloadavg()[0],
+                      settings=cfg.hash) for i, v in enumerate(values)]
+    return rows
 
 
 # ------------------------------------------------------------------------------------------ files

@@ -216,3 +216,20 @@ def test_block_claims_find_their_runs_whatever_the_loss_terms():
 def test_impossible_block_counts_are_named():
     assert "b = 8 > 4 student layers is impossible" in book.impossible_blocks(book.start("paper", quiet=True))
     assert book.impossible_blocks(book.start("smoke", quiet=True)).startswith("every b in [1, 2, 4] fits")
+
+
+def test_benchmark_rows_and_cpu_threads_restored(monkeypatch):
+    monkeypatch.setattr(timing, "models_to_time", lambda prof, n_items: iter([("E4SRec_12", _Counter()),
+                                                                              ("SLMRec_4<-8", _Counter())]))
+    before = torch.get_num_threads()
+    cfg = timing.TimingConfig(users=5, batch_size=2, train_batch_size=3, warmup=1, repeats=2, cpu_threads=1)
+    frame = timing.benchmark("smoke", cfg=cfg, progress=False)
+    assert torch.get_num_threads() == before
+    assert len(frame) == 2 * len(timing.MEASURES) * 2 and set(frame.threads) == {1}
+    assert set(frame.layers) == {12, 4} and set(frame.users) == {5} and set(frame.settings) == {cfg.hash}
+
+
+def test_timed_warms_up_each_then_interleaves_repeats():
+    seen = []
+    out = timing.timed({"a": lambda: seen.append("a"), "b": lambda: seen.append("b")}, torch.device("cpu"), 1, 2)
+    assert seen == ["a", "b", "a", "b", "a", "b"] and [len(v) for v in out.values()] == [2, 2]
