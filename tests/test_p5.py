@@ -11,6 +11,16 @@ from slmrec_lib import backbones
 from slmrec_lib.models.p5 import EOS, ItemCodec, P5Config, P5Rec, sequential_indexing
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The tiny model's matrices are too small to gain from threads; on a shared CPU a second thread
+    mostly waits for the first. Restored after each test."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_p5(n_items=40, seqs=None, seed=0, **cfg):
     """A P5Rec on the tiny random backbone; LoRA weights randomised so the adapter path is exercised."""
     rng = np.random.default_rng(seed)

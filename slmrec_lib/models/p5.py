@@ -244,7 +244,7 @@ class P5Rec(SeqRecommender):
         # prompt pieces, tokenised once
         enc = lambda text: tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
         head_text, tail_text = cfg.template.split("{history}")
-        self._head, self._tail, self._sep = enc(head_text), enc(tail_text), enc(cfg.separator)
+        self._before, self._after, self._sep = enc(head_text), enc(tail_text), enc(cfg.separator)
         self._digit = self.codec.symbol_token[:10].tolist()
         pad = tokenizer.pad_token_id
         self._pad = int(pad if pad is not None else tokenizer.eos_token_id)  # any id: padding is masked
@@ -254,12 +254,12 @@ class P5Rec(SeqRecommender):
     def _prompt_ids(self, row: torch.Tensor) -> list[int]:
         """Token ids of the prompt for one input row (its last `max_len` non-padding items)."""
         items = [int(i) for i in row.tolist() if i > 0][-self.max_len :]
-        ids = list(self._head)
+        ids = list(self._before)
         for k, item in enumerate(items):
             if k:
                 ids += self._sep
             ids += [self._digit[int(ch)] for ch in self.codec.strings[item]]
-        return ids + self._tail
+        return ids + self._after
 
     def prompt_text(self, row: torch.Tensor) -> str:
         """The prompt for one input row as text (for reading; the model uses `_prompt_ids`)."""
