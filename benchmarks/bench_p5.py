@@ -13,8 +13,12 @@
 
 Writes `results/benchmarks/p5_<dataset>_<device>.json` (or `--out`). Example (the CPU run of the book):
 
-    SLMREC_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_p5.py --dataset beauty \
-        --layers 4 --max-len 10 --steps 150 --test-users 100 --time-depths 4,30
+    SLMREC_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_p5.py --dataset beauty --layers 4 \
+        --max-len 10 --steps 300 --batch-size 8 --lr 1e-3 --warmup 20 --test-users 100 \
+        --time-depths 4,30 --time-users 4 --threads 1
+
+One thread by default: on a CPU shared with other jobs, a second torch thread mostly waits for the
+first (P5_4 sampled scoring measured 39 s a user with 2 threads against 12 s with 1, load about 7).
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ def parse_args(argv=None):
     p.add_argument("--time-depths", default="4", help="comma-separated depths to time P5 and E4SRec_k at")
     p.add_argument("--time-users", type=int, default=4, help="users timed at each depth (after a warm-up batch)")
     p.add_argument("--beam", type=int, default=20, help="beam width of P5's full ranking")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (see the docstring)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
     return p.parse_args(argv)

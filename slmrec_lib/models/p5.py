@@ -177,7 +177,7 @@ class P5Config:
     )
     separator: str = ", "  # between history identifiers
     beam_width: int = 20  # beams of the constrained search in score_all (= items with a finite score)
-    chunk_rows: int = 256  # decoding rows a forward while scoring (bounds the memory of KV copies)
+    chunk_rows: int = 256  # decoding rows a forward while scoring (bounds KV-copy memory; raise it on a GPU)
 
     def __post_init__(self):
         self.lora_targets = tuple(self.lora_targets)
