@@ -71,6 +71,7 @@ def main() -> None:
     p.add_argument("--model", default="sasrec", choices=["sasrec", "gru4rec", "bert4rec"])
     p.add_argument("--dataset", default="beauty")
     p.add_argument("--epochs", type=int, default=40, help="cosine schedule length (upper bound with early stopping)")
+    p.add_argument("--schedule", default="cosine", choices=["cosine", "constant"], help="learning-rate schedule")
     p.add_argument("--patience", type=int, default=5, help="validations without improvement before stopping")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=256)
@@ -104,6 +105,7 @@ def main() -> None:
     if torch.cuda.is_available():
         model = model.cuda()
     cfg = TrainConfig(lr=args.lr, batch_size=args.batch_size, epochs=args.epochs, patience=args.patience,
+                      schedule=args.schedule,
                       select_metric=args.select, valid_users=args.valid_users, seed=args.seed,
                       mixed_precision=args.mixed_precision, progress=sys.stderr.isatty())
     with tempfile.TemporaryDirectory() as tmp:

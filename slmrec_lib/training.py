@@ -5,7 +5,7 @@
 
 - device, bf16 / fp16 and data-parallel through `accelerate.Accelerator` (launch several processes with
   `accelerate launch` or `torchrun`; nothing here starts processes);
-- AdamW over the parameters with `requires_grad`, cosine schedule with linear warmup, gradient
+- AdamW over the parameters with `requires_grad`, cosine (or constant) schedule with linear warmup, gradient
   accumulation, gradient clipping;
 - seeded shuffling: epoch `e` uses the permutation drawn from `seed + e`, so a resumed run sees the same
   batches as an uninterrupted one;
@@ -51,7 +51,8 @@ class TrainConfig:
     batch_size: int = 256  # examples per forward pass, summed over all processes
     epochs: int = 10  # passes over the examples (the upper bound when max_steps is None)
     max_steps: int | None = None  # optimizer steps in all; None = epochs decide
-    warmup_steps: int = 0  # linear warmup from 0 to lr, then cosine decay to 0 at the last step
+    warmup_steps: int = 0  # linear warmup from 0 to lr, then the schedule below
+    schedule: str = "cosine"  # "cosine": decay to 0 at the last step; "constant": stay at lr (S3-Rec / ICLRec)
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     grad_accum: int = 1  # forward passes per optimizer step
     grad_clip: float | None = 1.0  # max global gradient norm; None = no clipping
@@ -67,6 +68,8 @@ class TrainConfig:
     progress: bool = True  # show a tqdm progress bar
 
     def __post_init__(self) -> None:
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
         for name in ("batch_size", "epochs", "grad_accum"):
@@ -172,12 +175,15 @@ def _atomic_write_text(text: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: int):
-    """Linear warmup to the peak lr over `warmup` steps, then half a cosine down to 0 at `total`."""
+def _lr_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int, kind: str):
+    """Linear warmup to the peak lr over `warmup` steps, then half a cosine down to 0 at `total`
+    (kind "cosine") or the peak lr to the end (kind "constant")."""
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / (warmup + 1)
+        if kind == "constant":
+            return 1.0
         progress = (step - warmup) / max(1, total - warmup)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
@@ -268,7 +274,7 @@ def fit(
     if not params:
         raise ValueError("the model has no parameter with requires_grad: nothing to train")
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = _cosine_with_warmup(optimizer, cfg.warmup_steps, total_steps)
+    scheduler = _lr_schedule(optimizer, cfg.warmup_steps, total_steps, cfg.schedule)
 
     # ---- resume ---------------------------------------------------------------------------------
     cfg_dict = dataclasses.asdict(cfg)
@@ -280,11 +286,13 @@ def fit(
     ckpt_path = run_dir / CHECKPOINT
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        changed = [k for k in cfg_dict if k not in _RESUME_FREE_FIELDS and ckpt["cfg"].get(k) != cfg_dict[k]]
+        # a field newer than the checkpoint counts as its default
+        saved = {f.name: f.default for f in dataclasses.fields(TrainConfig)} | ckpt["cfg"]
+        changed = [k for k in cfg_dict if k not in _RESUME_FREE_FIELDS and saved.get(k) != cfg_dict[k]]
         if changed:
             raise ValueError(
                 f"{ckpt_path} was written with a different TrainConfig ({', '.join(changed)} differ: "
-                f"{ {k: ckpt['cfg'].get(k) for k in changed} } there, { {k: cfg_dict[k] for k in changed} } now). "
+                f"{ {k: saved.get(k) for k in changed} } there, { {k: cfg_dict[k] for k in changed} } now). "
                 "Use a fresh run_dir, or delete the checkpoint to start again."
             )
         _load_weights(model, ckpt["model"], names)

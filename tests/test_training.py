@@ -163,3 +163,16 @@ def test_mixed_precision_can_change_between_fits(toy, tmp_path):
         torch.manual_seed(0)
         res = fit(Tiny(split.n_items), ex, None, _cfg(max_steps=2, mixed_precision=mp), tmp_path / str(i))
         assert res.steps == 2 and np.isfinite(res.history[-1]["loss"])
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_schedule_after_warmup(toy, tmp_path, schedule):
+    split, ex = toy
+    res = fit(Tiny(split.n_items), ex, None, _cfg(max_steps=8, eval_every=1, warmup_steps=2, schedule=schedule,
+                                                  lr=0.01), tmp_path)
+    lrs = [h["lr"] for h in res.history]  # the lr of the next step, logged after each step
+    assert lrs[0] == pytest.approx(0.01 * 2 / 3)  # warmup
+    if schedule == "constant":
+        assert lrs[2:] == pytest.approx([0.01] * 6)
+    else:
+        assert lrs[-1] == pytest.approx(0.0) and all(a >= b for a, b in zip(lrs[2:], lrs[3:]))
