@@ -25,7 +25,10 @@ $(STAMP): pyproject.toml Makefile
 
 test: setup check-notebooks
 	$(PY) -m pytest tests
-	$(PY) -m pytest --nbmake --nbmake-timeout=900 $(NOTEBOOKS)
+	# the book at the smoke profile, from scratch, writing into build/test-book (never into results/)
+	rm -rf build/test-book
+	SLMREC_RESULTS_DIR=$(CURDIR)/build/test-book/results SLMREC_FIGURES_DIR=$(CURDIR)/build/test-book/figures \
+	  $(PY) -m pytest --nbmake --nbmake-timeout=900 $(NOTEBOOKS)
 
 test-fast: setup
 	$(PY) -m pytest tests -m "not slow" -x -q

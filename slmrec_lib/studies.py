@@ -7,7 +7,10 @@ n-layer student of an m-layer teacher. `paper_row(label, profile)` maps a label 
 
 from __future__ import annotations
 
+import dataclasses
+
 from .experiment import DataConfig, ModelConfig, RunConfig
+from .models.slmrec import DistillConfig
 from .profiles import Profile, get_profile
 
 # SLMRec_{n<-m} variants of the paper's main table: D_cos alone, then with D_norm and/or L_ms.
@@ -49,7 +52,10 @@ def e4srec(prof: Profile, dataset: str, layers: int, seed: int = 0) -> RunConfig
 
 def slmrec(prof: Profile, dataset: str, student: int, teacher: int, seed: int = 0, variant: str = " +D_norm +L_ms",
            **distill) -> RunConfig:
-    settings = dict(VARIANTS[variant], **distill)
+    # a setting equal to DistillConfig's default is left out of the config (so "blocks=4" reuses the
+    # default student's run) but kept in the label, which is how the notebooks find it
+    defaults = {f.name: f.default for f in dataclasses.fields(DistillConfig)}
+    settings = dict(VARIANTS[variant], **{k: v for k, v in distill.items() if defaults.get(k, object()) != v})
     suffix = "".join(f" {k}={v}" for k, v in sorted(distill.items()))
     model = _llm_model(prof, "slmrec", student, teacher_layers=teacher, teacher_train=dict(prof.teacher_train),
                        distill=settings)
@@ -115,7 +121,9 @@ def online_kd(profile: str, dataset: str) -> list[RunConfig]:
 def block_count(profile: str, dataset: str) -> list[RunConfig]:
     prof = get_profile(profile)
     blocks = [b for b in prof.block_counts if b <= prof.small]
-    return _unique([slmrec(prof, dataset, prof.small, prof.mid, seed, blocks=b)
+    # b = 1 has no intermediate block end for the L_ms heads, so its run is D_cos + D_norm only
+    return _unique([slmrec(prof, dataset, prof.small, prof.mid, seed, " +D_norm" if b < 2 else " +D_norm +L_ms",
+                           blocks=b)
                     for seed in prof.seeds for b in blocks])
 
 

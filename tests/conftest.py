@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+torch.set_num_threads(1)  # deterministic kernels and no oversubscription next to other jobs
 
 
 @pytest.fixture(scope="session")
