@@ -82,4 +82,9 @@ def test_studies_name_the_paper_rows():
     per_label = pd.Series(labels).value_counts()
     assert per_label["SLMRec_4<-8"] == 3
     blocks = studies.block_count("gpu", "beauty")
-    assert sorted({c.model.distill["blocks"] for c in blocks}) == [1, 2, 4]
+    assert sorted({c.model.distill.get("blocks", 4) for c in blocks}) == [1, 2, 4]
+    # b = 1 has no intermediate block end, so no L_ms; b = 4 is the main table's full student (one run)
+    by_label = {c.label: c for c in blocks if c.seed == 0}
+    assert by_label["SLMRec_4<-8 +D_norm blocks=1"].model.distill["w_ms"] == 0.0
+    full = [c for c in studies.main_table("gpu", "beauty") if c.label == "SLMRec_4<-8 +D_norm +L_ms" and c.seed == 0]
+    assert by_label["SLMRec_4<-8 +D_norm +L_ms blocks=4"].hash == full[0].hash

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the book's gpu profile on a lent H200 (see ../../docs/gpu.md). Arguments go to slmrec_lib.run.
 # Expects: /root/keep/SmolLM2-135M-Instruct.Q4_1.gguf, the gguf wheel in /root/keep, the data in .gpu/data.
+# TIMING=<dataset> runs the efficiency benchmark instead (results/gpu/timing.csv).
 # Results accumulate in /root/keep/results (kept while the machine stays warm) and are packed into $OUT.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
@@ -15,7 +16,13 @@ export PYTHONPATH="/root/keep/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 python3 -c "import requests" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --target /root/keep/site \
   /root/keep/requests-*.whl /root/keep/urllib3-*.whl /root/keep/idna-*.whl /root/keep/certifi-*.whl /root/keep/charset_normalizer-*.whl
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
-timeout "${RUN_TIMEOUT:-540}" python3 -m slmrec_lib.run --profile gpu "$@" 2>&1 | grep -v "FutureWarning\|warnings.warn" | tee -a /root/keep/log.txt
+# TIMING=beauty: the efficiency benchmark (03_efficiency, RQ2) instead of training runs
+if [ -n "${TIMING:-}" ]; then
+  cmd=(python3 -m slmrec_lib.timing --profile gpu --dataset "$TIMING")
+else
+  cmd=(python3 -m slmrec_lib.run --profile gpu "$@")
+fi
+timeout "${RUN_TIMEOUT:-540}" "${cmd[@]}" 2>&1 | grep -v "FutureWarning\|warnings.warn" | tee -a /root/keep/log.txt
 status=${PIPESTATUS[0]}
 if [ -n "${OUT:-}" ]; then
   tar -czf "$OUT/results_gpu.tgz" --exclude='checkpoint*' -C /root/keep/results gpu
