@@ -33,7 +33,7 @@ def item_table_config(cfg: RunConfig) -> RunConfig:
     table = cfg.model.item_table
     model = ModelConfig(kind="sasrec", params=dict(table.get("params", {})), targets="all")
     return RunConfig(cfg.data, model, train=dict(table.get("train", {})), protocols=cfg.protocols, seed=0,
-                     label="SASRec item table")
+                     label="SASRec item table", eval_users=cfg.eval_users)
 
 
 def teacher_config(cfg: RunConfig) -> RunConfig:
@@ -41,7 +41,7 @@ def teacher_config(cfg: RunConfig) -> RunConfig:
     m = cfg.model
     model = replace(m, kind="e4srec", layers=m.teacher_layers, teacher_layers=None, teacher_train={}, distill={})
     return RunConfig(cfg.data, model, train=dict(m.teacher_train), protocols=cfg.protocols, seed=cfg.seed,
-                     label=f"E4SRec_{m.teacher_layers}")
+                     label=f"E4SRec_{m.teacher_layers}", eval_users=cfg.eval_users)
 
 
 def item_table(cfg: RunConfig, profile: str) -> torch.Tensor:

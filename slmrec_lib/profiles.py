@@ -26,6 +26,7 @@ class Profile:
     description: str  # one line for figure captions
     datasets: tuple[str, ...]  # datasets of the studies; the first is each notebook's default
     max_users: int | None  # seeded subset of users of each dataset (None: all users)
+    eval_users: int | None  # validation and test on a seeded subset of this many users (None: all)
     backbone: str  # LLM backbone: "tiny:<layers>", "smollm2" or an HF folder path
     depth: int  # layers of the deepest LLM model (the paper's E4SRec*, 32 layers)
     mid: int  # the teacher depth of the paper's SLMRec_4<-8 (8)
@@ -65,6 +66,7 @@ PROFILES: dict[str, Profile] = {
         description="smoke: synthetic data, tiny random 12-layer LLaMA, a few steps (a pipeline check, not a result)",
         datasets=("synthetic",),
         max_users=None,
+        eval_users=None,
         backbone="tiny:12",
         depth=12,
         mid=8,
@@ -88,9 +90,11 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu": Profile(
         name="cpu",
-        description="cpu: Beauty, 600-user subset, SmolLM2-135M cut to 8 layers, 1 seed, 2 CPU cores",
+        description=("cpu: Beauty (all users' training data; 1,000 test users), SmolLM2-135M cut to 8 layers, "
+                     "LLMs 100 steps of 16, 1 seed, 2 CPU cores"),
         datasets=("beauty",),
-        max_users=600,
+        max_users=None,
+        eval_users=1000,
         backbone="smollm2",
         depth=8,
         mid=8,
@@ -101,13 +105,13 @@ PROFILES: dict[str, Profile] = {
         n_negatives=999,
         full_ranking=False,
         baseline_params=_BASELINE,
-        baseline_train=dict(epochs=30, batch_size=128, patience=5),
-        item_table_params=_ITEM_TABLE,
+        baseline_train=dict(epochs=6, batch_size=256, schedule="constant", patience=None, valid_users=1000),
+        item_table_params=_SASREC,  # d0 = 64: the SASRec baseline's own table, trained once for both rows
         llm_params=_LLM,
-        teacher_train=dict(epochs=1, batch_size=16, lr=1e-3, warmup_steps=5, patience=None),
-        student_train=dict(epochs=1, batch_size=16, lr=1e-3, warmup_steps=5, patience=None),
+        teacher_train=dict(max_steps=100, batch_size=16, lr=1e-3, warmup_steps=5, patience=None, valid_users=1000),
+        student_train=dict(max_steps=100, batch_size=16, lr=1e-3, warmup_steps=5, patience=None, valid_users=1000),
         p5_params=dict(max_len=10),
-        p5_train=dict(epochs=1, batch_size=16, lr=1e-3, patience=None),
+        p5_train=dict(max_steps=100, batch_size=16, lr=1e-3, patience=None),
         p5_eval_users=20,  # 1000 candidates by likelihood: about 10 CPU-seconds a user at 8 layers
     ),
     "gpu": Profile(
@@ -115,6 +119,7 @@ PROFILES: dict[str, Profile] = {
         description="gpu: full Beauty and Sports, SmolLM2-135M (30 layers), 3 seeds, one H200",
         datasets=("beauty", "sports"),
         max_users=None,
+        eval_users=None,
         backbone="smollm2",
         depth=30,
         mid=8,
@@ -142,6 +147,7 @@ PROFILES: dict[str, Profile] = {
         description="paper: Llama-2-7B (32 layers), Amazon 2018 Clothing and Movies, the paper's settings",
         datasets=("amazon2018:Clothing_Shoes_and_Jewelry", "amazon2018:Movies_and_TV"),
         max_users=None,
+        eval_users=None,
         backbone=os.environ.get("SLMREC_PAPER_BACKBONE", "meta-llama/Llama-2-7b-hf"),
         depth=32,
         mid=8,

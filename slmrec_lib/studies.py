@@ -35,7 +35,8 @@ def data(prof: Profile, dataset: str) -> DataConfig:
 def baseline(prof: Profile, dataset: str, kind: str, seed: int = 0) -> RunConfig:
     params = dict(prof.baseline_params.get(kind, {}))
     return RunConfig(data(prof, dataset), ModelConfig(kind=kind, params=params, targets="all"),
-                     train=dict(prof.baseline_train), protocols=protocols(prof), seed=seed, label=BASELINES[kind])
+                     train=dict(prof.baseline_train), protocols=protocols(prof), seed=seed, label=BASELINES[kind],
+                     eval_users=prof.eval_users)
 
 
 def _llm_model(prof: Profile, kind: str, layers: int, **extra) -> ModelConfig:
@@ -47,7 +48,7 @@ def _llm_model(prof: Profile, kind: str, layers: int, **extra) -> ModelConfig:
 
 def e4srec(prof: Profile, dataset: str, layers: int, seed: int = 0) -> RunConfig:
     return RunConfig(data(prof, dataset), _llm_model(prof, "e4srec", layers), train=dict(prof.teacher_train),
-                     protocols=protocols(prof), seed=seed, label=f"E4SRec_{layers}")
+                     protocols=protocols(prof), seed=seed, label=f"E4SRec_{layers}", eval_users=prof.eval_users)
 
 
 def slmrec(prof: Profile, dataset: str, student: int, teacher: int, seed: int = 0, variant: str = " +D_norm +L_ms",
@@ -60,13 +61,15 @@ def slmrec(prof: Profile, dataset: str, student: int, teacher: int, seed: int = 
     model = _llm_model(prof, "slmrec", student, teacher_layers=teacher, teacher_train=dict(prof.teacher_train),
                        distill=settings)
     return RunConfig(data(prof, dataset), model, train=dict(prof.student_train), protocols=protocols(prof),
-                     seed=seed, label=f"SLMRec_{student}<-{teacher}{variant}{suffix}")
+                     seed=seed, label=f"SLMRec_{student}<-{teacher}{variant}{suffix}", eval_users=prof.eval_users)
 
 
 def p5(prof: Profile, dataset: str, seed: int = 0) -> RunConfig:
     model = ModelConfig(kind="p5", params=dict(prof.p5_params), targets="last", layers=prof.depth,
                         backbone=prof.backbone)
-    return RunConfig(data(prof, dataset), model, train=dict(prof.p5_train), protocols=(("sampled", prof.n_negatives, 0),),
+    # scoring 1000 candidates by likelihood is slow: validation uses the evaluation's user count too
+    train = dict(dict(valid_users=prof.p5_eval_users), **prof.p5_train)
+    return RunConfig(data(prof, dataset), model, train=train, protocols=(("sampled", prof.n_negatives, 0),),
                      seed=seed, eval_users=prof.p5_eval_users, label=f"P5_{prof.depth}")
 
 
