@@ -90,11 +90,11 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu": Profile(
         name="cpu",
-        description=("cpu: Beauty (all users' training data; 1,000 test users), SmolLM2-135M cut to 8 layers, "
-                     "LLMs 100 steps of 16, 1 seed, 2 CPU cores"),
+        description=("cpu: Beauty (all users' training data; 500 test users), SmolLM2-135M cut to 8 layers, "
+                     "LLMs 80 steps of 16, 1 seed, 2 CPU cores"),
         datasets=("beauty",),
         max_users=None,
-        eval_users=1000,
+        eval_users=500,
         backbone="smollm2",
         depth=8,
         mid=8,
@@ -105,14 +105,14 @@ PROFILES: dict[str, Profile] = {
         n_negatives=999,
         full_ranking=False,
         baseline_params=_BASELINE,
-        baseline_train=dict(epochs=6, batch_size=256, schedule="constant", patience=None, valid_users=1000),
+        baseline_train=dict(epochs=5, batch_size=256, schedule="constant", patience=None, valid_users=500),
         item_table_params=_SASREC,  # d0 = 64: the SASRec baseline's own table, trained once for both rows
         llm_params=_LLM,
-        teacher_train=dict(max_steps=100, batch_size=16, lr=1e-3, warmup_steps=5, patience=None, valid_users=1000),
-        student_train=dict(max_steps=100, batch_size=16, lr=1e-3, warmup_steps=5, patience=None, valid_users=1000),
+        teacher_train=dict(max_steps=80, batch_size=16, lr=1e-3, warmup_steps=5, patience=None, valid_users=250),
+        student_train=dict(max_steps=80, batch_size=16, lr=1e-3, warmup_steps=5, patience=None, valid_users=250),
         p5_params=dict(max_len=10),
-        p5_train=dict(max_steps=100, batch_size=16, lr=1e-3, patience=None),
-        p5_eval_users=20,  # 1000 candidates by likelihood: about 10 CPU-seconds a user at 8 layers
+        p5_train=dict(max_steps=50, batch_size=16, lr=1e-3, patience=None),
+        p5_eval_users=10,  # 1000 candidates by likelihood: about 10 CPU-seconds a user at 8 layers
     ),
     "gpu": Profile(
         name="gpu",
