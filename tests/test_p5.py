@@ -87,6 +87,8 @@ def test_candidate_scores_equal_a_full_forward_without_cache():
     scores = model.score_candidates(inp, cand)
     expect = torch.tensor([[brute_force_loglik(model, inp[b], int(c)) for c in cand[b]] for b in range(3)])
     torch.testing.assert_close(scores, expect, atol=1e-4, rtol=1e-4)
+    model.cfg.score_users = 2  # users scored in groups of 2 (then 1): the same scores
+    torch.testing.assert_close(model.score_candidates(inp, cand), scores, atol=1e-6, rtol=1e-6)
 
 
 def test_training_loss_is_the_answer_negative_loglik():
