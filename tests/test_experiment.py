@@ -88,3 +88,19 @@ def test_studies_name_the_paper_rows():
     assert by_label["SLMRec_4<-8 +D_norm blocks=1"].model.distill["w_ms"] == 0.0
     full = [c for c in studies.main_table("gpu", "beauty") if c.label == "SLMRec_4<-8 +D_norm +L_ms" and c.seed == 0]
     assert by_label["SLMRec_4<-8 +D_norm +L_ms blocks=4"].hash == full[0].hash
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu", "paper"])
+def test_every_planned_run_has_valid_settings(profile):
+    """Each study's SLMRec runs build a valid DistillConfig (b = 1 without L_ms), and P5 validates on
+    its evaluation users rather than on every user."""
+    from slmrec_lib.models.slmrec import DistillConfig
+
+    prof = get_profile(profile)
+    dataset = prof.datasets[0]
+    for name in studies.STUDIES:
+        for c in studies.study(name, profile, dataset):
+            if c.model.kind == "slmrec":
+                DistillConfig(**c.model.distill)
+    (p5,) = [c for c in studies.main_table(profile, dataset) if c.model.kind == "p5" and c.seed == 0]
+    assert p5.train["valid_users"] == prof.p5_eval_users == p5.eval_users
