@@ -32,11 +32,16 @@ def data(prof: Profile, dataset: str) -> DataConfig:
     return DataConfig(dataset=dataset, max_users=prof.max_users)
 
 
+def _run(prof: Profile, dataset: str, model: ModelConfig, train: dict, seed: int, label: str) -> RunConfig:
+    """A run on the profile's data, protocols and evaluation users."""
+    return RunConfig(data(prof, dataset), model, train=dict(train), protocols=protocols(prof), seed=seed,
+                     label=label, eval_users=prof.eval_users)
+
+
 def baseline(prof: Profile, dataset: str, kind: str, seed: int = 0) -> RunConfig:
     params = dict(prof.baseline_params.get(kind, {}))
-    return RunConfig(data(prof, dataset), ModelConfig(kind=kind, params=params, targets="all"),
-                     train=dict(prof.baseline_train), protocols=protocols(prof), seed=seed, label=BASELINES[kind],
-                     eval_users=prof.eval_users)
+    return _run(prof, dataset, ModelConfig(kind=kind, params=params, targets="all"), prof.baseline_train, seed,
+                BASELINES[kind])
 
 
 def _llm_model(prof: Profile, kind: str, layers: int, **extra) -> ModelConfig:
@@ -47,8 +52,7 @@ def _llm_model(prof: Profile, kind: str, layers: int, **extra) -> ModelConfig:
 
 
 def e4srec(prof: Profile, dataset: str, layers: int, seed: int = 0) -> RunConfig:
-    return RunConfig(data(prof, dataset), _llm_model(prof, "e4srec", layers), train=dict(prof.teacher_train),
-                     protocols=protocols(prof), seed=seed, label=f"E4SRec_{layers}", eval_users=prof.eval_users)
+    return _run(prof, dataset, _llm_model(prof, "e4srec", layers), prof.teacher_train, seed, f"E4SRec_{layers}")
 
 
 def slmrec(prof: Profile, dataset: str, student: int, teacher: int, seed: int = 0, variant: str = " +D_norm +L_ms",
@@ -60,15 +64,14 @@ def slmrec(prof: Profile, dataset: str, student: int, teacher: int, seed: int = 
     suffix = "".join(f" {k}={v}" for k, v in sorted(distill.items()))
     model = _llm_model(prof, "slmrec", student, teacher_layers=teacher, teacher_train=dict(prof.teacher_train),
                        distill=settings)
-    return RunConfig(data(prof, dataset), model, train=dict(prof.student_train), protocols=protocols(prof),
-                     seed=seed, label=f"SLMRec_{student}<-{teacher}{variant}{suffix}", eval_users=prof.eval_users)
+    return _run(prof, dataset, model, prof.student_train, seed, f"SLMRec_{student}<-{teacher}{variant}{suffix}")
 
 
 def p5(prof: Profile, dataset: str, seed: int = 0) -> RunConfig:
     model = ModelConfig(kind="p5", params=dict(prof.p5_params), targets="last", layers=prof.depth,
                         backbone=prof.backbone)
     # scoring 1000 candidates by likelihood is slow: validation uses the evaluation's user count too
-    train = dict(dict(valid_users=prof.p5_eval_users), **prof.p5_train)
+    train = {"valid_users": prof.p5_eval_users, **prof.p5_train}
     return RunConfig(data(prof, dataset), model, train=train, protocols=(("sampled", prof.n_negatives, 0),),
                      seed=seed, eval_users=prof.p5_eval_users, label=f"P5_{prof.depth}")
 
