@@ -15,16 +15,23 @@ import sys
 import time
 
 from . import experiment, studies
+from .experiment import MODEL_KINDS
 from .profiles import ProfileError, get_profile
 
 
-def plan(profile: str, names: list[str], datasets: list[str], seeds: list[int] | None = None) -> list:
-    """Every study's runs, in order (P5 last), without repeats; `seeds` keeps only those seeds."""
+def plan(profile: str, names: list[str], datasets: list[str], seeds: list[int] | None = None,
+         models: list[str] | None = None) -> list:
+    """Every study's runs, in order (P5 last), without repeats; `seeds` keeps only those seeds and
+    `models` only those model kinds (a run's dependencies, e.g. the item table, still train)."""
+    if models is not None and (unknown := set(models) - set(MODEL_KINDS)):
+        raise ValueError(f"unknown model kind(s) {sorted(unknown)}; known: {sorted(MODEL_KINDS)}")
     out, seen = [], set()
     for dataset in datasets:
         for name in names:
             for cfg in studies.study(name, profile, dataset):
                 if seeds is not None and cfg.seed not in seeds:
+                    continue
+                if models is not None and cfg.model.kind not in models:
                     continue
                 if cfg.hash not in seen:
                     seen.add(cfg.hash)
@@ -38,6 +45,7 @@ def main(argv=None) -> int:
     parser.add_argument("--study", nargs="+", default=list(studies.STUDIES), help=f"of {list(studies.STUDIES)}")
     parser.add_argument("--dataset", nargs="+", default=None, help="default: the profile's datasets")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="only these seeds")
+    parser.add_argument("--models", nargs="+", default=None, help=f"only these model kinds, of {sorted(MODEL_KINDS)}")
     parser.add_argument("--budget-minutes", type=float, default=None, help="start no new run after this long")
     parser.add_argument("--list", action="store_true", help="print the plan and exit")
     args = parser.parse_args(argv)
@@ -47,7 +55,11 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     datasets = args.dataset or list(prof.datasets)
-    cfgs = plan(args.profile, args.study, datasets, args.seeds)
+    try:
+        cfgs = plan(args.profile, args.study, datasets, args.seeds, args.models)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     done = lambda c: (experiment.run_dir(c, args.profile) / "rows.csv").exists()  # noqa: E731
     if args.list:
         for c in cfgs:

@@ -104,3 +104,14 @@ def test_every_planned_run_has_valid_settings(profile):
                 DistillConfig(**c.model.distill)
     (p5,) = [c for c in studies.main_table(profile, dataset) if c.model.kind == "p5" and c.seed == 0]
     assert p5.train["valid_users"] == prof.p5_eval_users == p5.eval_users
+
+
+def test_run_plan_keeps_only_the_asked_model_kinds(capsys):
+    from slmrec_lib import run
+
+    everything = run.plan("smoke", ["main_table"], ["synthetic"])
+    llm = run.plan("smoke", ["main_table"], ["synthetic"], models=["e4srec", "slmrec"])
+    assert {c.model.kind for c in llm} == {"e4srec", "slmrec"}
+    assert [c.hash for c in llm] == [c.hash for c in everything if c.model.kind in ("e4srec", "slmrec")]
+    assert run.main(["--profile", "smoke", "--dataset", "synthetic", "--models", "sasrek", "--list"]) == 2
+    assert "unknown model kind" in capsys.readouterr().err
