@@ -59,7 +59,7 @@ claims = book.judge_all(rows, b, timed)
 claims
 
 # %%
-csv_path, md_path = book.write_report(b, comparison, claims)
+csv_path, md_path = book.write_report(b, comparison, claims, rows.attrs.get("missing"))
 print(book.findings(claims))
 display(Markdown(md_path.read_text()))
 

@@ -553,8 +553,10 @@ def markdown_table(frame: pd.DataFrame, digits: int = 2) -> str:
     return "\n".join(lines)
 
 
-def write_report(book: Book, comparison: pd.DataFrame, claims: pd.DataFrame) -> tuple[Path, Path]:
-    """results/<profile>/report.csv (one row a claim) and report.md (the claims and the comparison)."""
+def write_report(book: Book, comparison: pd.DataFrame, claims: pd.DataFrame,
+                 missing: list[dict] | None = None) -> tuple[Path, Path]:
+    """results/<profile>/report.csv (one row a claim) and report.md (the claims, the comparison and the
+    runs of the profile not yet made, `missing` as in `experiment.run_all`'s rows.attrs["missing"])."""
     from .experiment import atomic_write_text, git_sha
 
     csv_path, md_path = book.results_path("report.csv"), book.results_path("report.md")
@@ -566,5 +568,10 @@ def write_report(book: Book, comparison: pd.DataFrame, claims: pd.DataFrame) -> 
               f"{counts.get(v, 0)} {v}" for v in (HOLDS, FAILS, INCONCLUSIVE)) + ".", "",
           "### The paper's claims", "", markdown_table(claims.drop(columns=["detail"])), "",
           "### Our numbers beside the paper's", "", markdown_table(formatted(comparison)), ""]
+    if missing:
+        gone = pd.DataFrame(missing).groupby(["label", "dataset"]).seed.agg(lambda s: ", ".join(map(str, sorted(s))))
+        md += [f"### Not run yet ({len(missing)} runs)", "",
+               "These runs of the profile have no saved result; the tables and verdicts above leave them out.", "",
+               markdown_table(gone.rename("seeds").reset_index()), ""]
     atomic_write_text("\n".join(md), md_path)
     return csv_path, md_path

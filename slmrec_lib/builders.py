@@ -47,7 +47,14 @@ def teacher_config(cfg: RunConfig) -> RunConfig:
 def item_table(cfg: RunConfig, profile: str) -> torch.Tensor:
     dep = item_table_config(cfg)
     run(dep, profile)
-    return torch.load(run_dir(dep, profile) / "item_table.pt")
+    path = run_dir(dep, profile) / "item_table.pt"
+    if not path.exists():  # rows saved (e.g. committed to git) but the weights, never committed, are not here
+        raise FileNotFoundError(
+            f"the item table run {dep.hash} ({dep.data.dataset}) has saved results but no weights: {path} is "
+            "missing. Copy item_table.pt from the machine that trained it into that folder, or move the folder "
+            "away so that the table is trained again (the LLM runs that used the old table keep their rows)."
+        )
+    return torch.load(path)
 
 
 def _llmrec(cfg: RunConfig, profile: str, layers: int | None, table: torch.Tensor):

@@ -246,16 +246,32 @@ def _cleanup_checkpoints(folder: Path) -> None:
 
 
 def run_all(cfgs: list[RunConfig], profile: str, progress: bool = True) -> pd.DataFrame:
-    """Run every config (those already done are read back) and return all rows."""
+    """Run every config (those already done are read back) and return all rows.
+
+    A profile that trains on a GPU (`gpu_required`), read on a machine without one, trains nothing:
+    the finished runs are read back and the others are named, in a printed list and in
+    `rows.attrs["missing"]` (label, dataset, seed, hash), so that a notebook shows what it lacks.
+    """
     frames = []
     todo = [c for c in cfgs if not (run_dir(c, profile) / "rows.csv").exists()]
+    read_only = get_profile(profile).gpu_required and not torch.cuda.is_available()
     if todo and progress:
-        print(f"{len(cfgs) - len(todo)} of {len(cfgs)} runs already done; {len(todo)} to run", flush=True)
+        verb = "not run yet (this profile trains on a GPU; see docs/gpu.md)" if read_only else "to run"
+        print(f"{len(cfgs) - len(todo)} of {len(cfgs)} runs already done; {len(todo)} {verb}", flush=True)
+        if read_only:
+            for c in todo:
+                print(f"  missing: {c.label or c.model.kind} on {c.data.dataset}, seed {c.seed} ({c.hash})")
+    skip = {c.hash for c in todo} if read_only else set()
     for cfg in cfgs:
+        if cfg.hash in skip:
+            continue
         frame = run(cfg, profile)
         frame["model"] = cfg.label or frame["model"]
         frames.append(frame)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    out.attrs["missing"] = [dict(label=c.label or c.model.kind, dataset=c.data.dataset, seed=c.seed, hash=c.hash)
+                            for c in todo] if read_only else []
+    return out
 
 
 def collect(profile: str) -> pd.DataFrame:

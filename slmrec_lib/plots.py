@@ -37,7 +37,9 @@ def layer_scan(table: pd.DataFrame, book: bk.Book):
     """One panel a metric: ours over depth, SASRec as a line, the paper's Cloth scan for reference."""
     fig, axes = plt.subplots(1, len(bk.SCAN_METRICS), figsize=(13, 4), layout="constrained")
     scan = bk.paper("layer_scan_cloth")
-    ticks = sorted(set(table.index) | set(scan.layers))
+    ours = set(table.index)
+    # the paper's depths as ticks too, except one within 10% of ours (30 beside 32 would overprint)
+    ticks = sorted(ours | {k for k in scan.layers if all(abs(k - o) > 0.1 * k for o in ours)})
     for ax, m in zip(axes, bk.SCAN_METRICS):
         ax.plot(table.index, table[m], "o-", label=f"E4SRec_k (ours, {book.dataset})")
         ax.axhline(table[f"SASRec {m}"].iloc[0], ls="--", color="C1", label="SASRec (ours)")

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pandas as pd
@@ -115,3 +116,34 @@ def test_run_plan_keeps_only_the_asked_model_kinds(capsys):
     assert [c.hash for c in llm] == [c.hash for c in everything if c.model.kind in ("e4srec", "slmrec")]
     assert run.main(["--profile", "smoke", "--dataset", "synthetic", "--models", "sasrek", "--list"]) == 2
     assert "unknown model kind" in capsys.readouterr().err
+
+
+def test_gpu_profile_without_gpu_reads_finished_runs_and_names_the_rest(monkeypatch, capsys):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    prof = get_profile("gpu")
+    full = lambda cfg: dataclasses.replace(cfg, protocols=(("full", 0, 0),))  # noqa: E731  (synthetic: 100 items)
+    popularity = full(studies.baseline(prof, "synthetic", "popularity"))
+    sasrec = full(studies.baseline(prof, "synthetic", "sasrec"))
+    e4srec = full(studies.e4srec(prof, "synthetic", 4))
+    experiment.run(popularity, "gpu")  # trains nothing: any machine may make it
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a gpu profile read without a GPU must not train")
+
+    monkeypatch.setattr("slmrec_lib.training.fit", no_training)
+    rows = experiment.run_all([popularity, sasrec, e4srec], "gpu")
+    assert set(rows.model) == {"Popularity"}
+    assert [m["hash"] for m in rows.attrs["missing"]] == [sasrec.hash, e4srec.hash]
+    out = capsys.readouterr().out
+    assert "1 of 3 runs already done; 2 not run yet" in out and f"E4SRec_4 on synthetic, seed 0 ({e4srec.hash})" in out
+
+
+def test_item_table_with_rows_but_no_weights_says_what_to_do():
+    from slmrec_lib import builders
+
+    cfg = studies.e4srec(get_profile("smoke"), "synthetic", 2)
+    assert builders.item_table(cfg, "smoke").ndim == 2  # trains the SASRec item table once
+    folder = experiment.run_dir(builders.item_table_config(cfg), "smoke")
+    (folder / "item_table.pt").unlink()  # as on a fresh clone: rows.csv is committed, weights are not
+    with pytest.raises(FileNotFoundError, match="has saved results but no weights"):
+        builders.item_table(cfg, "smoke")

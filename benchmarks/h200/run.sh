@@ -25,7 +25,8 @@ fi
 timeout "${RUN_TIMEOUT:-540}" "${cmd[@]}" 2>&1 | grep -v "FutureWarning\|warnings.warn" | tee -a /root/keep/log.txt
 status=${PIPESTATUS[0]}
 if [ -n "${OUT:-}" ]; then
-  tar -czf "$OUT/results_gpu.tgz" --exclude='checkpoint*' -C /root/keep/results gpu
+  # rows, configs and the item tables (which later LLM runs read); not the LLM weights (model.pt, too large)
+  tar -czf "$OUT/results_gpu.tgz" --exclude='checkpoint*' --exclude='model.pt' -C /root/keep/results gpu
   cp /root/keep/log.txt "$OUT/log.txt"
 fi
 exit $status
