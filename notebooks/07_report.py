@@ -16,7 +16,8 @@
 #
 # **Question.** Taking the book together: which of the paper's claims (RQ1-RQ5 and its efficiency
 # figures, listed in paper/README.md) does this profile's data support, contradict, or leave open?
-# Every run is read back from the earlier notebooks (missing ones are trained now).
+# Every run is read back from the earlier notebooks (missing ones are trained now, except a GPU
+# profile's on a machine without a GPU: those are listed at the end of the report).
 
 # %% tags=["parameters"]
 profile = "smoke"  # smoke | cpu | gpu | paper (see slmrec_lib/profiles.py)

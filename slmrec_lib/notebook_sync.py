@@ -45,6 +45,8 @@ def write(folder: Path) -> None:
     for py in sorted(folder.glob("[0-9][0-9]_*.py")):
         nb = jupytext.read(py)
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        for i, cell in enumerate(nb.cells):  # stable ids: rewriting an unchanged notebook changes nothing
+            cell["id"] = f"cell-{i:02d}"
         jupytext.write(nb, py.with_suffix(".ipynb"))
 
 

@@ -31,6 +31,15 @@ def test_the_check_catches_outputs_and_drift(tmp_path):
     assert any("differs" in p for p in notebook_sync.problems(tmp_path))
 
 
+def test_writing_the_notebooks_again_changes_nothing(tmp_path):
+    shutil.copy(FOLDER / "01_layer_scan.py", tmp_path)
+    notebook_sync.write(tmp_path)
+    first = (tmp_path / "01_layer_scan.ipynb").read_bytes()
+    notebook_sync.write(tmp_path)
+    assert (tmp_path / "01_layer_scan.ipynb").read_bytes() == first  # cell ids are stable, not random
+    assert first == (FOLDER / "01_layer_scan.ipynb").read_bytes()
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_shape(name):
     """Title and question, smoke-sized literal parameters, book.start first, a saved figure, and a
