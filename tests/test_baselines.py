@@ -85,6 +85,13 @@ def test_length_groups_cover_each_row_once():
         assert (lengths[r] <= w).all() and w <= MAX_LEN
 
 
+def test_length_groups_off_keeps_one_full_width_group():
+    x = _rows(MAX_LEN)
+    ((rows, w),) = length_groups(x, by_length=False)
+    assert rows.tolist() == [0, 1, 2, 3] and w == MAX_LEN
+    assert len(length_groups(x)) > 1  # on the CPU the default groups by length
+
+
 def test_sasrec_grouped_loss_equals_padded_loss():
     """The per-length-group forward gives the loss of one padded pass (eval mode: no dropout)."""
     model = build("sasrec").eval()
