@@ -27,15 +27,14 @@ from slmrec_lib import paths  # noqa: E402
 from slmrec_lib.data import train_examples  # noqa: E402
 from slmrec_lib.experiment import DataConfig, atomic_write_text, get_split  # noqa: E402
 from slmrec_lib.models import bert4rec, sasrec  # noqa: E402
-from slmrec_lib.timing import timed  # noqa: E402
+from slmrec_lib.timing import _autocast, timed  # noqa: E402
 
 
 def step_call(model: torch.nn.Module, batch: dict[str, torch.Tensor], by_length: bool, bf16: bool):
     """One optimizer step of `model` on `batch`, with length grouping forced on or off."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     groups = functools.partial(sasrec.length_groups, by_length=by_length)
-    device = next(model.parameters()).device
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 and device.type == "cuda" else contextlib.nullcontext()
+    autocast = _autocast(next(model.parameters()).device, bf16)  # bf16 on a GPU only, as the timing benchmark
 
     def call():
         # both model modules call length_groups by name: point them at the forced version for this call
