@@ -44,6 +44,18 @@ def teacher_config(cfg: RunConfig) -> RunConfig:
                      label=f"E4SRec_{m.teacher_layers}", eval_users=cfg.eval_users)
 
 
+def dependencies(cfg: RunConfig) -> list[RunConfig]:
+    """The runs `cfg` reads, each after its own dependencies: the item table of the E4SRec and SLMRec
+    runs, and an offline student's teacher. A scheduler trains these first (`slmrec_lib.run`)."""
+    out: list[RunConfig] = []
+    if cfg.model.kind in ("e4srec", "slmrec"):
+        out.append(item_table_config(cfg))
+    if cfg.model.kind == "slmrec" and cfg.model.distill.get("mode", "offline") == "offline":
+        teacher = teacher_config(cfg)
+        out += [d for d in dependencies(teacher) if d.hash not in {o.hash for o in out}] + [teacher]
+    return out
+
+
 def item_table(cfg: RunConfig, profile: str) -> torch.Tensor:
     dep = item_table_config(cfg)
     run(dep, profile)

@@ -7,10 +7,16 @@ interrupted `make reproduce` resumes where it stopped, notebooks share runs, and
 `collect(profile)` in seconds. A run folder holds `config.json`, checkpoints while training
 (training.fit resumes from them), `model.pt` (trainable weights) and, last, `rows.csv`, written
 atomically: a half-finished run never looks finished.
+
+Several processes may share a results folder (`python -m slmrec_lib.run --workers N`): a run holds an
+exclusive lock on its folder's `.lock` file while it trains, so no run is trained twice at once. By
+default a second process waits for the lock; with `wait=False` (or `set_wait_for_busy_runs(False)`,
+which also covers the dependencies a run starts) it raises `RunBusy` at once instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,6 +27,11 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
+
+try:  # POSIX file locks; elsewhere runs are not guarded against a second process
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
 
 import numpy as np
 import pandas as pd
@@ -161,8 +172,38 @@ class MissingResult(RuntimeError):
     pass
 
 
-def run(cfg: RunConfig, profile: str, force: bool = False, quiet: bool = False) -> pd.DataFrame:
-    """Train and evaluate `cfg` (once) and return its tidy rows; see the module docstring."""
+class RunBusy(RuntimeError):
+    """Another process holds the run's lock: it is training that run now."""
+
+
+_WAIT_FOR_BUSY_RUNS = True
+
+
+def set_wait_for_busy_runs(wait: bool) -> None:
+    """Whether `run` (and the dependency runs it starts) waits for a run another process is training
+    (True, the default) or raises `RunBusy` at once (False: a worker then takes other work)."""
+    global _WAIT_FOR_BUSY_RUNS
+    _WAIT_FOR_BUSY_RUNS = bool(wait)
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path, wait: bool = True):
+    """Hold the exclusive lock of a run folder; `wait=False` raises `RunBusy` if another process has it.
+    The lock goes with its process, so a killed run never leaves a stale lock behind."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as fh:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                raise RunBusy(f"run {folder.name} is being trained by another process") from None
+        yield  # closing the file releases the lock
+
+
+def run(cfg: RunConfig, profile: str, force: bool = False, quiet: bool = False,
+        wait: bool | None = None) -> pd.DataFrame:
+    """Train and evaluate `cfg` (once) and return its tidy rows; see the module docstring.
+    `wait`: whether to wait for another process training the same run (None: `set_wait_for_busy_runs`)."""
     prof = get_profile(profile)
     folder = run_dir(cfg, profile)
     rows_path = folder / "rows.csv"
@@ -174,7 +215,14 @@ def run(cfg: RunConfig, profile: str, force: bool = False, quiet: bool = False) 
             f"{profile!r} trains its LLM models only on a GPU. Run `python -m slmrec_lib.run --profile "
             f"{profile}` on a GPU machine and copy its results/ here, or use PROFILE=cpu / smoke."
         )
-    folder.mkdir(parents=True, exist_ok=True)
+    with run_lock(folder, _WAIT_FOR_BUSY_RUNS if wait is None else wait):
+        if rows_path.exists() and not force:  # finished by the process that held the lock
+            return pd.read_csv(rows_path)
+        return _train_and_evaluate(cfg, profile, folder, quiet)
+
+
+def _train_and_evaluate(cfg: RunConfig, profile: str, folder: Path, quiet: bool) -> pd.DataFrame:
+    rows_path = folder / "rows.csv"
     atomic_write_text(json.dumps(cfg.to_dict(), indent=2, default=str), folder / "config.json")
     if not quiet:
         print(f"[run] {cfg.label or cfg.model.kind} {cfg.hash} on {cfg.data.dataset}", flush=True)

@@ -6,23 +6,36 @@
 Runs already finished (rows.csv present under results/<profile>/runs/) are skipped, so calling it again
 continues where the last call stopped; `--budget-minutes` stops starting new runs after that long, so a
 call fits a time-limited machine. `--list` prints the runs and whether each is done.
+
+`--workers N` trains N runs at once in N processes, spread round-robin over the visible GPUs (several
+on one GPU pay where small models leave it waiting on kernel launches). The workers share the results
+folder: each takes the first run, in plan order, that no other process is training (a run's folder is
+locked while it trains) and whose dependencies (item table, teacher) are finished, and otherwise a
+dependency that is free. The LLM runs come first in the plan, the baselines after them, P5 last.
+A SIGTERM (e.g. from `timeout`) stops every worker; the runs they were training resume from their
+checkpoints on the next call.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
 import sys
 import time
+import traceback
 
 from . import experiment, studies
-from .experiment import MODEL_KINDS
+from .experiment import LLM_KINDS, MODEL_KINDS
 from .profiles import ProfileError, get_profile
 
 
 def plan(profile: str, names: list[str], datasets: list[str], seeds: list[int] | None = None,
          models: list[str] | None = None) -> list:
-    """Every study's runs, in order (P5 last), without repeats; `seeds` keeps only those seeds and
-    `models` only those model kinds (a run's dependencies, e.g. the item table, still train)."""
+    """Every study's runs, in order (the LLM runs, then the baselines, P5 last), without repeats; `seeds`
+    keeps only those seeds and `models` only those model kinds (a run's dependencies, e.g. the item table,
+    still train)."""
     if models is not None and (unknown := set(models) - set(MODEL_KINDS)):
         raise ValueError(f"unknown model kind(s) {sorted(unknown)}; known: {sorted(MODEL_KINDS)}")
     out, seen = [], set()
@@ -36,7 +49,96 @@ def plan(profile: str, names: list[str], datasets: list[str], seeds: list[int] |
                 if cfg.hash not in seen:
                     seen.add(cfg.hash)
                     out.append(cfg)
-    return sorted(out, key=lambda c: c.model.kind == "p5")  # P5's slow scoring last
+    # the paper's claims first; P5's slow scoring last
+    return sorted(out, key=lambda c: (c.model.kind == "p5", c.model.kind not in LLM_KINDS))
+
+
+def _done(cfg, profile: str) -> bool:
+    return (experiment.run_dir(cfg, profile) / "rows.csv").exists()
+
+
+def work(cfgs: list, profile: str, budget_minutes: float | None = None, name: str = "", poll_seconds: float = 5.0) -> int:
+    """Train the unfinished runs of `cfgs`, sharing them with other processes: see the module docstring.
+    Returns 0 when all are done, 3 when the budget ran out first, 1 when a run failed (its traceback
+    is printed; the other runs go on)."""
+    from .builders import dependencies
+
+    experiment.set_wait_for_busy_runs(False)  # a busy dependency makes this worker take other work
+    start, failed = time.time(), set()
+    tag = f"[{name}] " if name else ""
+    while True:
+        pending = [c for c in cfgs if not _done(c, profile) and c.hash not in failed]
+        if not pending:
+            break
+        if budget_minutes is not None and time.time() - start > 60 * budget_minutes:
+            print(f"{tag}budget of {budget_minutes} min spent; {len(pending)} runs left", flush=True)
+            return 3
+        started = False
+        for cfg in pending:
+            chain = [d for d in dependencies(cfg) if not _done(d, profile)] + [cfg]
+            if any(d.hash in failed for d in chain):
+                failed.add(cfg.hash)
+                continue
+            todo = chain[0]  # the cfg itself once its dependencies are done
+            t0 = time.time()
+            try:
+                experiment.run(todo, profile, wait=False)
+            except experiment.RunBusy:
+                continue
+            except Exception:  # noqa: BLE001 - report, and go on with the other runs
+                traceback.print_exc()
+                print(f"{tag}FAILED {todo.label} {todo.data.dataset} seed {todo.seed} ({todo.hash})", flush=True)
+                failed.add(todo.hash)
+                started = True
+                break
+            print(f"{tag}{todo.label} {todo.data.dataset} seed {todo.seed} ({todo.hash}): {time.time() - t0:.0f} s "
+                  f"(total {time.time() - start:.0f} s)", flush=True)
+            started = True
+            break  # back to the top: the plan's order is its priority
+        if not started:
+            time.sleep(poll_seconds)  # every free run waits on one another process trains
+    if failed:
+        print(f"{tag}{len(failed)} run(s) failed: {sorted(failed)}", flush=True)
+        return 1
+    print(f"{tag}all runs done", flush=True)
+    return 0
+
+
+def spawn_workers(argv: list[str], n: int) -> int:
+    """Run `n` worker processes of this module with `argv`, round-robin over the visible GPUs, each with
+    an equal share of the CPU threads; a SIGTERM or SIGINT here stops them all."""
+    import torch
+
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
+    gpus = [g for g in gpus.split(",") if g] if gpus else [str(i) for i in range(torch.cuda.device_count())]
+    threads = str(max(1, (os.cpu_count() or 1) // n))
+    procs = []
+    for i in range(n):
+        env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+        where = f"GPU {env['CUDA_VISIBLE_DEVICES']}" if gpus else "CPU"
+        print(f"worker w{i}: {where}, {threads} threads", flush=True)
+        procs.append(subprocess.Popen([sys.executable, "-m", "slmrec_lib.run", *argv, "--worker-name", f"w{i}"],
+                                      env=env))
+
+    def stop(signum, frame):
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        deadline = time.time() + 20
+        for p in procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    codes = [p.wait() for p in procs]
+    print(f"workers' exit codes: {codes}", flush=True)
+    return 0 if all(c == 0 for c in codes) else 3 if all(c in (0, 3) for c in codes) else 1
 
 
 def main(argv=None) -> int:
@@ -48,11 +150,16 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=None, help=f"only these model kinds, of {sorted(MODEL_KINDS)}")
     parser.add_argument("--budget-minutes", type=float, default=None, help="start no new run after this long")
     parser.add_argument("--list", action="store_true", help="print the plan and exit")
+    parser.add_argument("--workers", type=int, default=1, help="runs trained at once, one process each")
+    parser.add_argument("--worker-name", default="", help=argparse.SUPPRESS)  # set by --workers
     args = parser.parse_args(argv)
     try:
         prof = get_profile(args.profile)
     except ProfileError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print(f"error: --workers must be at least 1, got {args.workers}", file=sys.stderr)
         return 2
     datasets = args.dataset or list(prof.datasets)
     try:
@@ -60,24 +167,16 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    done = lambda c: (experiment.run_dir(c, args.profile) / "rows.csv").exists()  # noqa: E731
     if args.list:
         for c in cfgs:
-            print(f"{'done' if done(c) else 'todo'}  {c.hash}  {c.data.dataset:10s} seed {c.seed}  {c.label}")
+            print(f"{'done' if _done(c, args.profile) else 'todo'}  {c.hash}  {c.data.dataset:10s} seed {c.seed}  {c.label}")
         return 0
-    start = time.time()
-    for i, cfg in enumerate(cfgs):
-        if done(cfg):
-            continue
-        if args.budget_minutes is not None and time.time() - start > 60 * args.budget_minutes:
-            print(f"budget of {args.budget_minutes} min spent; {sum(not done(c) for c in cfgs)} runs left", flush=True)
-            return 3
-        t0 = time.time()
-        experiment.run(cfg, args.profile)
-        print(f"[{i + 1}/{len(cfgs)}] {cfg.label} {cfg.data.dataset} seed {cfg.seed}: {time.time() - t0:.0f} s "
-              f"(total {time.time() - start:.0f} s)", flush=True)
-    print("all runs done", flush=True)
-    return 0
+    if args.workers > 1:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        rest = [a for i, a in enumerate(argv)  # without "--workers N" / "--workers=N"
+                if not (a == "--workers" or a.startswith("--workers=") or (i and argv[i - 1] == "--workers"))]
+        return spawn_workers(rest, args.workers)
+    return work(cfgs, args.profile, args.budget_minutes, args.worker_name)
 
 
 if __name__ == "__main__":

@@ -147,3 +147,66 @@ def test_item_table_with_rows_but_no_weights_says_what_to_do():
     (folder / "item_table.pt").unlink()  # as on a fresh clone: rows.csv is committed, weights are not
     with pytest.raises(FileNotFoundError, match="has saved results but no weights"):
         builders.item_table(cfg, "smoke")
+
+
+def test_a_run_another_process_trains_is_busy_or_waited_for():
+    cfg = _sasrec()
+    folder = experiment.run_dir(cfg, "smoke")
+    with experiment.run_lock(folder):  # as another process training it would
+        with pytest.raises(experiment.RunBusy, match=cfg.hash):
+            experiment.run(cfg, "smoke", wait=False)
+    assert not (folder / "rows.csv").exists()
+    rows = experiment.run(cfg, "smoke", wait=False)  # lock free: it trains
+    assert len(rows) and (folder / "rows.csv").exists()
+
+
+def test_dependencies_come_before_the_runs_that_read_them():
+    from slmrec_lib.builders import dependencies
+
+    cfgs = {c.label: c for c in studies.study("main_table", "smoke", "synthetic") if c.seed == 0}
+    assert dependencies(cfgs["SASRec"]) == []
+    assert [d.label for d in dependencies(cfgs["E4SRec_8"])] == ["SASRec item table"]
+    student = cfgs["SLMRec_4<-8"]
+    assert [d.label for d in dependencies(student)] == ["SASRec item table", "E4SRec_8"]
+    online = dataclasses.replace(student, model=dataclasses.replace(
+        student.model, distill=dict(student.model.distill, mode="online")))
+    assert [d.label for d in dependencies(online)] == ["SASRec item table"]
+
+
+def test_a_worker_takes_free_runs_while_another_process_trains_one(capsys):
+    import threading
+
+    from slmrec_lib import run
+
+    busy, free = _sasrec(), _sasrec(lr=5e-4)
+    lock = experiment.run_lock(experiment.run_dir(busy, "smoke"))
+    lock.__enter__()
+    timer = threading.Timer(3.0, lock.__exit__, (None, None, None))  # the other process finishes after 3 s
+    timer.start()
+    try:
+        assert run.work([busy, free], "smoke", name="w9", poll_seconds=0.2) == 0
+    finally:
+        timer.cancel()
+    out = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[w9]")]
+    assert [line.split(" (")[1][:12] for line in out[:2]] == [free.hash, busy.hash]  # the free one first
+    assert out[-1] == "[w9] all runs done"
+
+
+def test_parallel_workers_train_each_run_once(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from slmrec_lib import paths
+
+    args = ["--profile", "smoke", "--dataset", "synthetic", "--study", "main_table", "--seeds", "0",
+            "--models", "sasrec", "gru4rec", "e4srec"]
+    proc = subprocess.run([sys.executable, "-m", "slmrec_lib.run", *args, "--workers", "2"], cwd=paths.REPO_ROOT,
+                          capture_output=True, text=True, env=dict(os.environ), timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    trained = [line.split()[-3] for line in proc.stdout.splitlines() if line.startswith("[run]")]
+    assert len(trained) == len(set(trained)) >= 4  # item table, SASRec, GRU4Rec and the E4SRec runs, once each
+    assert {"[w0] all runs done", "[w1] all runs done"} <= set(proc.stdout.splitlines())
+    listing = subprocess.run([sys.executable, "-m", "slmrec_lib.run", *args, "--list"], cwd=paths.REPO_ROOT,
+                             capture_output=True, text=True, env=dict(os.environ), timeout=600).stdout
+    assert listing and all(line.startswith("done") for line in listing.splitlines())

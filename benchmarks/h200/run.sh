@@ -2,6 +2,7 @@
 # Run the book's gpu profile on a lent H200 (see ../../docs/gpu.md). Arguments go to slmrec_lib.run.
 # Expects: /root/keep/SmolLM2-135M-Instruct.Q4_1.gguf, the gguf wheel in /root/keep, the data in .gpu/data.
 # TIMING=<dataset> runs the efficiency benchmark instead (results/gpu/timing.csv).
+# On a machine of several GPUs pass e.g. --workers 8: runs train side by side, spread over the GPUs.
 # Results accumulate in /root/keep/results (kept while the machine stays warm) and are packed into $OUT.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
@@ -26,7 +27,7 @@ timeout "${RUN_TIMEOUT:-540}" "${cmd[@]}" 2>&1 | grep -v "FutureWarning\|warning
 status=${PIPESTATUS[0]}
 if [ -n "${OUT:-}" ]; then
   # rows, configs and the item tables (which later LLM runs read); not the LLM weights (model.pt, too large)
-  tar -czf "$OUT/results_gpu.tgz" --exclude='checkpoint*' --exclude='model.pt' -C /root/keep/results gpu
+  tar -czf "$OUT/results_gpu.tgz" --exclude='checkpoint*' --exclude='model.pt' --exclude='.lock' -C /root/keep/results gpu
   cp /root/keep/log.txt "$OUT/log.txt"
 fi
 exit $status
