@@ -7,8 +7,11 @@ PY      := $(VENV)/bin/python
 TORCH   ?= torch==2.13.0
 PROFILE ?= $(shell [ -x $(PY) ] && $(PY) -c "import torch; print('gpu' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
-BUILD   := build/$(PROFILE)
+DATASET ?=
+BUILD   := build/$(PROFILE)$(if $(DATASET),-$(DATASET))
 STAMP   := $(VENV)/.installed
+
+comma   := ,
 
 .PHONY: setup test test-fast reproduce notebook sync-notebooks check-notebooks lab clean-build
 
@@ -44,8 +47,8 @@ reproduce: setup
 	$(PY) -m slmrec_lib.profiles --check $(PROFILE)
 	@mkdir -p $(BUILD)
 	@for nb in $(NOTEBOOKS); do \
-	  echo "== $$nb (profile $(PROFILE))"; \
-	  $(PY) -m papermill -p profile $(PROFILE) $$nb $(BUILD)/$$(basename $$nb) || exit 1; \
+	  echo "== $$nb (profile $(PROFILE)$(if $(DATASET),$(comma) dataset $(DATASET)))"; \
+	  $(PY) -m papermill -p profile $(PROFILE) $(if $(DATASET),-p dataset $(DATASET)) $$nb $(BUILD)/$$(basename $$nb) || exit 1; \
 	done
 	@echo "executed notebooks: $(BUILD); figures: figures/$(PROFILE); results: results/$(PROFILE)"
 

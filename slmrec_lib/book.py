@@ -38,6 +38,7 @@ from .profiles import Profile, get_profile
 MAIN_METRICS = ("HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR")  # the paper's main-table metrics
 SCAN_METRICS = ("HR@10", "NDCG@10", "MRR")  # the layer-scan figure's metrics
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive given the seed spread"
+NOT_MEASURED = "not measured"  # an efficiency claim without a timing benchmark where clocks are no measure
 K_SE = 2.0  # standard errors a difference of means must exceed to decide a claim
 EFFICIENCY_TOLERANCE = 0.2  # relative slack around the paper's efficiency figures (scaled to our depths)
 PAPER_DEPTH, PAPER_SMALL = 32, 4  # the paper's E4SRec* and student depths
@@ -451,18 +452,23 @@ def _expected(claim: EfficiencyClaim, prof: Profile) -> float:
 
 
 def efficiency_measures(rows: pd.DataFrame, book: Book, timing: pd.DataFrame | None = None) -> dict[str, float]:
-    """Our student-vs-E4SRec* ratios: inference and training speed-ups (from the timing benchmark where
-    given, else from the runs' own clocks) and the inference-parameter share."""
+    """Our student-vs-E4SRec* ratios: inference and training speed-ups and the inference-parameter share.
+
+    The speed-ups come from the timing benchmark where given. Without it they come from the runs' own
+    clocks, except where those are no measure: a profile that trains on a GPU (its runs may have shared
+    the device with other runs, `run --workers`; the issue asks for a synchronised benchmark there) or
+    rows that record sharing (`runs_per_device` above 1)."""
     from .timing import summary
 
     deep, student = book.label("E4SRec_{depth}"), book.label("SLMRec_{small}<-{mid}")
     eff = efficiency_table(rows, book) if not rows.empty else pd.DataFrame()
+    shared = "runs_per_device" in rows.columns and (rows.runs_per_device.fillna(1) > 1).any()
     out = {}
     if timing is not None and not timing.empty:
         s = summary(timing).set_index("model")
         out["inference"] = s.loc[student, "inference_speedup"]
         out["train"] = s.loc[student, "train_speedup"]
-    elif {deep, student} <= set(eff.index):
+    elif {deep, student} <= set(eff.index) and not book.profile.gpu_required and not shared:
         out["inference"] = eff.loc[deep, "eval_ms_per_user"] / eff.loc[student, "eval_ms_per_user"]
         out["train"] = eff.loc[deep, "train_ms_per_step"] / eff.loc[student, "train_ms_per_step"]
     if {deep, student} <= set(eff.index):
@@ -476,6 +482,10 @@ def judge_efficiency(rows: pd.DataFrame, book: Book, timing: pd.DataFrame | None
     out = []
     for c in EFFICIENCY_CLAIMS:
         if c.measure not in ours:
+            if c.measure != "params" and "params" in ours:  # the runs exist, the speed was not measured
+                out.append(dict(rq=c.rq, claim=c.text, ours="not timed on this dataset (no timing benchmark)",
+                                paper=f"{c.paper_value:g}x", verdict=NOT_MEASURED,
+                                detail="python -m slmrec_lib.timing measures it"))
             continue
         value, expected = ours[c.measure], _expected(c, book.profile)
         if c.measure == "params":
@@ -556,16 +566,18 @@ def markdown_table(frame: pd.DataFrame, digits: int = 2) -> str:
 def write_report(book: Book, comparison: pd.DataFrame, claims: pd.DataFrame,
                  missing: list[dict] | None = None) -> tuple[Path, Path]:
     """results/<profile>/report.csv (one row a claim) and report.md (the claims, the comparison and the
-    runs of the profile not yet made, `missing` as in `experiment.run_all`'s rows.attrs["missing"])."""
+    runs of the profile not yet made, `missing` as in `experiment.run_all`'s rows.attrs["missing"]).
+    For a dataset other than the profile's first the names carry it: report-<dataset>.csv / .md."""
     from .experiment import atomic_write_text, git_sha
 
-    csv_path, md_path = book.results_path("report.csv"), book.results_path("report.md")
+    stem = "report" if book.dataset == book.profile.datasets[0] else f"report-{book.slug}"
+    csv_path, md_path = book.results_path(f"{stem}.csv"), book.results_path(f"{stem}.md")
     atomic_write_text(claims.assign(profile=book.name, dataset=book.dataset).to_csv(index=False), csv_path)
     counts = claims.verdict.value_counts()
     md = [f"## Results of the `{book.name}` profile ({book.dataset}, backbone {book.backbone})", "",
           f"{book.profile.description}. Git {git_sha()}. Written by notebooks/07_report.",
           "Ours: test stage, sampled protocol, percent, mean ± std over seeds; the paper's Cloth / Movie beside. " + ", ".join(
-              f"{counts.get(v, 0)} {v}" for v in (HOLDS, FAILS, INCONCLUSIVE)) + ".", "",
+              f"{counts.get(v, 0)} {v}" for v in (HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED) if v != NOT_MEASURED or counts.get(v)) + ".", "",
           "### The paper's claims", "", markdown_table(claims.drop(columns=["detail"])), "",
           "### Our numbers beside the paper's", "", markdown_table(formatted(comparison)), ""]
     if missing:

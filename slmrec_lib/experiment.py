@@ -252,7 +252,8 @@ def _train_and_evaluate(cfg: RunConfig, profile: str, folder: Path, quiet: bool)
         run_id=f"{profile}-{cfg.hash}", config_hash=cfg.hash, git_sha=git_sha(), profile=profile,
         dataset=cfg.data.dataset, n_users=n_users, model=cfg.label or cfg.model.kind, kind=cfg.model.kind,
         layers=_layers(cfg, model), teacher_layers=cfg.model.teacher_layers, seed=cfg.seed,
-        device=device_name(), train_seconds=train_seconds, steps=steps, best_step=best_step,
+        device=device_name(), runs_per_device=int(os.environ.get("SLMREC_RUNS_PER_DEVICE", "1")),
+        train_seconds=train_seconds, steps=steps, best_step=best_step,
         train_params=sum(v.numel() for v in trainable.values()),
         inference_params=inference_params(model),
     )

@@ -116,7 +116,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "gpu": Profile(
         name="gpu",
-        description="gpu: full Beauty and Sports, SmolLM2-135M (30 layers), 3 seeds, one H200",
+        description="gpu: full Beauty and Sports, SmolLM2-135M (30 layers), 3 seeds, H200 GPUs (timing on one)",
         datasets=("beauty", "sports"),
         max_users=None,
         eval_users=None,

@@ -106,7 +106,8 @@ def work(cfgs: list, profile: str, budget_minutes: float | None = None, name: st
 
 def spawn_workers(argv: list[str], n: int) -> int:
     """Run `n` worker processes of this module with `argv`, round-robin over the visible GPUs, each with
-    an equal share of the CPU threads; a SIGTERM or SIGINT here stops them all."""
+    an equal share of the CPU threads; a SIGTERM or SIGINT here stops them all. Each run's rows record
+    how many workers shared its device (`runs_per_device`): their clocks are no timing benchmark."""
     import torch
 
     gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -114,7 +115,8 @@ def spawn_workers(argv: list[str], n: int) -> int:
     threads = str(max(1, (os.cpu_count() or 1) // n))
     procs = []
     for i in range(n):
-        env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+        sharing = len(range(i % len(gpus), n, len(gpus))) if gpus else n  # workers on this worker's device
+        env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, SLMREC_RUNS_PER_DEVICE=str(sharing))
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
         where = f"GPU {env['CUDA_VISIBLE_DEVICES']}" if gpus else "CPU"

@@ -129,6 +129,14 @@ def test_efficiency_claims_scale_the_papers_figures_to_our_depths():
     assert list(fast) == [book.HOLDS, book.HOLDS, book.HOLDS]  # params: 30% <= 13% * 8/3 = 34.7% (+ tolerance)
     slow = book.judge_efficiency(rows, b, timed(20.0)).set_index("claim").verdict  # 1.5x
     assert list(slow)[:2] == [book.FAILS, book.FAILS]
+    # no benchmark: the runs' own clocks (E4SRec and student equally fast here: 1.0x) ...
+    clocks = book.judge_efficiency(rows, b).set_index("claim")
+    assert list(clocks.verdict) == [book.FAILS, book.FAILS, book.HOLDS] and "1.00x" in clocks.ours.iloc[0]
+    # ... unless the runs shared their device with other runs, or the profile trains on a GPU
+    gpu_rows = rows.assign(model=rows.model.replace({"E4SRec_12": "E4SRec_30"}))  # the gpu profile's labels
+    for shared_rows, bk in ((rows.assign(runs_per_device=3), b), (gpu_rows, book.start("gpu", quiet=True))):
+        shared = book.judge_efficiency(shared_rows, bk)
+        assert list(shared.verdict) == [book.NOT_MEASURED, book.NOT_MEASURED, book.HOLDS if bk is b else book.FAILS]
 
 
 def test_report_files(tmp_path):
@@ -140,6 +148,10 @@ def test_report_files(tmp_path):
     assert list(pd.read_csv(csv_path).verdict) == list(claims.verdict)
     text = md_path.read_text()
     assert "| SLMRec_4<-8 |" in text and "E4SRec*" in text and "profile" in text
+    other = book.start("smoke", "beauty", quiet=True)  # not the profile's first dataset: its own files
+    csv2, md2 = book.write_report(other, book.comparison_table(rows, other), claims)
+    assert (csv2.name, md2.name) == ("report-beauty.csv", "report-beauty.md")
+    assert md_path.read_text() == text and "(beauty," in md2.read_text()
 
 
 def test_markdown_table():

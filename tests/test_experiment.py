@@ -207,6 +207,7 @@ def test_parallel_workers_train_each_run_once(tmp_path):
     trained = [line.split()[-3] for line in proc.stdout.splitlines() if line.startswith("[run]")]
     assert len(trained) == len(set(trained)) >= 4  # item table, SASRec, GRU4Rec and the E4SRec runs, once each
     assert {"[w0] all runs done", "[w1] all runs done"} <= set(proc.stdout.splitlines())
+    assert set(experiment.collect("smoke").runs_per_device) == {2}  # two workers shared the CPU
     listing = subprocess.run([sys.executable, "-m", "slmrec_lib.run", *args, "--list"], cwd=paths.REPO_ROOT,
                              capture_output=True, text=True, env=dict(os.environ), timeout=600).stdout
     assert listing and all(line.startswith("done") for line in listing.splitlines())
