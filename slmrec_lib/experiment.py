@@ -121,6 +121,7 @@ def atomic_write_text(text: str, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for everyone to read
     os.replace(tmp, path)
 
 

@@ -245,3 +245,18 @@ def test_timed_warms_up_each_then_interleaves_repeats():
     seen = []
     out = timing.timed({"a": lambda: seen.append("a"), "b": lambda: seen.append("b")}, torch.device("cpu"), 1, 2)
     assert seen == ["a", "b", "a", "b", "a", "b"] and [len(v) for v in out.values()] == [2, 2]
+
+
+def test_readme_tables_show_mean_and_spread_in_the_studies_order():
+    from slmrec_lib import tables
+
+    order = tables.model_order("smoke", "synthetic")
+    assert order[:5] == ["Popularity", "GRU4Rec", "BERT4Rec", "SASRec", "SASRec item table"]
+    e4 = [m for m in order if m.startswith("E4SRec_")]
+    assert e4 == sorted(e4, key=lambda m: int(m.split("_")[1]))
+    rows = pd.DataFrame([dict(model=m, seed=s, stage=st, protocol=p, metric=k, value=v)
+                         for m, vals in (("SASRec", (0.10, 0.20)), ("E4SRec_4", (0.30,)))
+                         for s, v in enumerate(vals) for st in ("valid", "test")
+                         for p in ("sampled-999-seed0", "full") for k in ("HR@1", "HR@10", "NDCG@10", "MRR")])
+    lines = tables.markdown(rows, order).splitlines()
+    assert lines[2].startswith("| SASRec | 2 | 15.00 ± 7.07 |") and lines[3].startswith("| E4SRec_4 | 1 | 30.00 |")

@@ -3,7 +3,8 @@
 # Expects: /root/keep/SmolLM2-135M-Instruct.Q4_1.gguf, the gguf wheel in /root/keep, the data in .gpu/data.
 # TIMING=<dataset> runs the efficiency benchmark instead (results/gpu/timing.csv).
 # On a machine of several GPUs pass e.g. --workers 8: runs train side by side, spread over the GPUs.
-# Results accumulate in /root/keep/results (kept while the machine stays warm) and are packed into $OUT.
+# Results accumulate in /root/keep/results (kept while the machine stays warm) and are packed into $OUT
+# (results_gpu.tgz: rows and configs; item_tables.tgz: the item tables the LLM runs read).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 export SLMREC_SMOLLM2_GGUF=/root/keep/SmolLM2-135M-Instruct.Q4_1.gguf
@@ -26,8 +27,12 @@ fi
 timeout "${RUN_TIMEOUT:-540}" "${cmd[@]}" 2>&1 | grep -v "FutureWarning\|warnings.warn" | tee -a /root/keep/log.txt
 status=${PIPESTATUS[0]}
 if [ -n "${OUT:-}" ]; then
-  # rows, configs and the item tables (which later LLM runs read); not the LLM weights (model.pt, too large)
-  tar -czf "$OUT/results_gpu.tgz" --exclude='checkpoint*' --exclude='model.pt' --exclude='.lock' -C /root/keep/results gpu
+  # rows, configs and training logs (small), and apart from them the item tables that later LLM runs
+  # read (a few MB each); no other weights: model.pt and the baselines' own tables would not come back
+  tar -czf "$OUT/results_gpu.tgz" --exclude='checkpoint*' --exclude='*.pt' --exclude='.lock' -C /root/keep/results gpu
+  tables=$(cd /root/keep/results && grep -l '"label": "SASRec item table"' gpu/runs/*/config.json 2>/dev/null \
+           | sed 's#config.json$#item_table.pt#' | while read -r f; do [ -f "$f" ] && echo "$f"; done)
+  [ -n "$tables" ] && tar -czf "$OUT/item_tables.tgz" -C /root/keep/results $tables
   cp /root/keep/log.txt "$OUT/log.txt"
 fi
 exit $status

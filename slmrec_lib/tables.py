@@ -1,0 +1,73 @@
+"""Markdown tables of a profile's saved runs for the README: every model, mean ± std over seeds,
+the sampled protocol's HR@1 / HR@10 / NDCG@10 / MRR and full ranking's HR@10 / NDCG@10 (test stage,
+percent).
+
+    python -m slmrec_lib.tables --profile gpu --dataset beauty sports
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+from . import experiment, studies
+
+METRICS = (("sampled", "HR@1"), ("sampled", "HR@10"), ("sampled", "NDCG@10"), ("sampled", "MRR"),
+           ("full", "HR@10"), ("full", "NDCG@10"))
+
+
+def model_order(profile: str, dataset: str) -> list[str]:
+    """The labels in the studies' order, the item table after SASRec."""
+    labels = []
+    for name in studies.STUDIES:
+        for cfg in studies.study(name, profile, dataset):
+            if cfg.label not in labels:
+                labels.append(cfg.label)
+    kinds = ("popularity", "gru4rec", "bert4rec", "sasrec", "e4srec", "slmrec", "p5")
+    by_label = {c.label: c.model for n in studies.STUDIES for c in studies.study(n, profile, dataset)}
+    labels.sort(key=lambda lab: (kinds.index(by_label[lab].kind),  # E4SRec by depth, the rest as planned
+                                 (by_label[lab].layers or 0) if by_label[lab].kind == "e4srec" else 0))
+    if "SASRec" in labels:
+        labels.insert(labels.index("SASRec") + 1, "SASRec item table")
+    return labels
+
+
+def markdown(rows: pd.DataFrame, order: list[str]) -> str:
+    """One line a model of `rows` (one dataset's), in `order` (others after)."""
+    rows = rows[rows.stage == "test"]
+    header = ["model", "seeds"] + [("" if p == "sampled" else "full ") + m for p, m in METRICS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    models = [m for m in order if m in set(rows.model)] + sorted(set(rows.model) - set(order))
+    for model in models:
+        x = rows[rows.model == model]
+        cells = []
+        for protocol, metric in METRICS:
+            sel = x[x.protocol.str.startswith(protocol) & (x.metric == metric)]
+            v = 100 * sel.groupby("seed").value.first()
+            cells.append(f"{v.mean():.2f}" + (f" ± {v.std():.2f}" if len(v) > 1 else "") if len(v) else "")
+        lines.append(f"| {model} | {x.seed.nunique()} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", required=True)
+    parser.add_argument("--dataset", nargs="+", required=True)
+    args = parser.parse_args(argv)
+    rows = experiment.collect(args.profile)
+    if rows.empty:
+        print(f"error: no saved runs of profile {args.profile!r}", file=sys.stderr)
+        return 2
+    for dataset in args.dataset:
+        part = rows[rows.dataset == dataset]
+        if part.empty:
+            print(f"error: no saved runs of {dataset!r} in profile {args.profile!r}", file=sys.stderr)
+            return 2
+        print(f"\n{dataset}\n\n{markdown(part, model_order(args.profile, dataset))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
