@@ -96,7 +96,7 @@ def work(cfgs: list, profile: str, budget_minutes: float | None = None, name: st
             started = True
             break  # back to the top: the plan's order is its priority
         if not started:
-            time.sleep(poll_seconds)  # every free run waits on one another process trains
+            time.sleep(poll_seconds)  # each unfinished run is, or waits on, one another process trains
     if failed:
         print(f"{tag}{len(failed)} run(s) failed: {sorted(failed)}", flush=True)
         return 1
