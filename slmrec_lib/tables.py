@@ -36,19 +36,24 @@ def model_order(profile: str, dataset: str) -> list[str]:
 
 def markdown(rows: pd.DataFrame, order: list[str]) -> str:
     """One line a model of `rows` (one dataset's), in `order` (others after)."""
-    rows = rows[rows.stage == "test"]
-    header = ["model", "seeds"] + [("" if p == "sampled" else "full ") + m for p, m in METRICS]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    from .book import markdown_table
+
+    kind = rows.protocol.str.split("-").str[0]  # "sampled-999-seed0" -> "sampled"
+    stats = experiment.summarize(rows.assign(protocol=kind), by=("model",)).set_index(["protocol", "metric", "model"]).sort_index()
     models = [m for m in order if m in set(rows.model)] + sorted(set(rows.model) - set(order))
-    for model in models:
-        x = rows[rows.model == model]
+    table = pd.DataFrame(index=pd.Index(models, name="model"))
+    table["seeds"] = rows[rows.stage == "test"].groupby("model").seed.nunique()
+    for protocol, metric in METRICS:
+        part = stats.loc[(protocol, metric)] if (protocol, metric) in stats.index.droplevel("model") else None
         cells = []
-        for protocol, metric in METRICS:
-            sel = x[x.protocol.str.startswith(protocol) & (x.metric == metric)]
-            v = 100 * sel.groupby("seed").value.first()
-            cells.append(f"{v.mean():.2f}" + (f" ± {v.std():.2f}" if len(v) > 1 else "") if len(v) else "")
-        lines.append(f"| {model} | {x.seed.nunique()} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        for model in models:
+            if part is None or model not in part.index:
+                cells.append("")
+                continue
+            mean, std = 100 * part.loc[model, "mean"], 100 * part.loc[model, "std"]
+            cells.append(f"{mean:.2f}" + ("" if std != std else f" ± {std:.2f}"))
+        table[("" if protocol == "sampled" else "full ") + metric] = cells
+    return markdown_table(table.reset_index())
 
 
 def main(argv=None) -> int:
