@@ -577,7 +577,8 @@ def write_report(book: Book, comparison: pd.DataFrame, claims: pd.DataFrame,
     md = [f"## Results of the `{book.name}` profile ({book.dataset}, backbone {book.backbone})", "",
           f"{book.profile.description}. Git {git_sha()}. Written by notebooks/07_report.",
           "Ours: test stage, sampled protocol, percent, mean ± std over seeds; the paper's Cloth / Movie beside. " + ", ".join(
-              f"{counts.get(v, 0)} {v}" for v in (HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED) if v != NOT_MEASURED or counts.get(v)) + ".", "",
+              f"{counts.get(v, 0)} {v}" for v in (HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED)
+              if v != NOT_MEASURED or counts.get(v)) + ".", "",
           "### The paper's claims", "", markdown_table(claims.drop(columns=["detail"])), "",
           "### Our numbers beside the paper's", "", markdown_table(formatted(comparison)), ""]
     if missing:

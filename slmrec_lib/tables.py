@@ -39,7 +39,8 @@ def markdown(rows: pd.DataFrame, order: list[str]) -> str:
     from .book import markdown_table
 
     kind = rows.protocol.str.split("-").str[0]  # "sampled-999-seed0" -> "sampled"
-    stats = experiment.summarize(rows.assign(protocol=kind), by=("model",)).set_index(["protocol", "metric", "model"]).sort_index()
+    stats = experiment.summarize(rows.assign(protocol=kind), by=("model",))
+    stats = stats.set_index(["protocol", "metric", "model"]).sort_index()
     models = [m for m in order if m in set(rows.model)] + sorted(set(rows.model) - set(order))
     table = pd.DataFrame(index=pd.Index(models, name="model"))
     table["seeds"] = rows[rows.stage == "test"].groupby("model").seed.nunique()
