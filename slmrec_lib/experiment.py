@@ -157,6 +157,11 @@ def run_dir(cfg: RunConfig, profile: str) -> Path:
     return paths.results_dir(profile) / "runs" / cfg.hash
 
 
+def is_done(cfg: RunConfig, profile: str) -> bool:
+    """Whether the run has finished (its rows.csv, written last and atomically, exists)."""
+    return (run_dir(cfg, profile) / "rows.csv").exists()
+
+
 def _eval_users(cfg: RunConfig, split: Split) -> np.ndarray | None:
     if cfg.eval_users is None or cfg.eval_users >= split.n_users:
         return None
@@ -303,7 +308,7 @@ def run_all(cfgs: list[RunConfig], profile: str, progress: bool = True) -> pd.Da
     `rows.attrs["missing"]` (label, dataset, seed, hash), so that a notebook shows what it lacks.
     """
     frames = []
-    todo = [c for c in cfgs if not (run_dir(c, profile) / "rows.csv").exists()]
+    todo = [c for c in cfgs if not is_done(c, profile)]
     read_only = get_profile(profile).gpu_required and not torch.cuda.is_available()
     if todo and progress:
         verb = "not run yet (this profile trains on a GPU; see docs/gpu.md)" if read_only else "to run"

@@ -53,11 +53,8 @@ def plan(profile: str, names: list[str], datasets: list[str], seeds: list[int] |
     return sorted(out, key=lambda c: (c.model.kind == "p5", c.model.kind not in LLM_KINDS))
 
 
-def _done(cfg, profile: str) -> bool:
-    return (experiment.run_dir(cfg, profile) / "rows.csv").exists()
-
-
-def work(cfgs: list, profile: str, budget_minutes: float | None = None, name: str = "", poll_seconds: float = 5.0) -> int:
+def work(cfgs: list, profile: str, budget_minutes: float | None = None, name: str = "",
+         poll_seconds: float = 5.0) -> int:
     """Train the unfinished runs of `cfgs`, sharing them with other processes: see the module docstring.
     Returns 0 when all are done, 3 when the budget ran out first, 1 when a run failed (its traceback
     is printed; the other runs go on)."""
@@ -67,7 +64,7 @@ def work(cfgs: list, profile: str, budget_minutes: float | None = None, name: st
     start, failed = time.time(), set()
     tag = f"[{name}] " if name else ""
     while True:
-        pending = [c for c in cfgs if not _done(c, profile) and c.hash not in failed]
+        pending = [c for c in cfgs if not experiment.is_done(c, profile) and c.hash not in failed]
         if not pending:
             break
         if budget_minutes is not None and time.time() - start > 60 * budget_minutes:
@@ -75,7 +72,7 @@ def work(cfgs: list, profile: str, budget_minutes: float | None = None, name: st
             return 3
         started = False
         for cfg in pending:
-            chain = [d for d in dependencies(cfg) if not _done(d, profile)] + [cfg]
+            chain = [d for d in dependencies(cfg) if not experiment.is_done(d, profile)] + [cfg]
             if any(d.hash in failed for d in chain):
                 failed.add(cfg.hash)
                 continue
@@ -171,7 +168,8 @@ def main(argv=None) -> int:
         return 2
     if args.list:
         for c in cfgs:
-            print(f"{'done' if _done(c, args.profile) else 'todo'}  {c.hash}  {c.data.dataset:10s} seed {c.seed}  {c.label}")
+            state = "done" if experiment.is_done(c, args.profile) else "todo"
+            print(f"{state}  {c.hash}  {c.data.dataset:10s} seed {c.seed}  {c.label}")
         return 0
     if args.workers > 1:
         argv = list(sys.argv[1:] if argv is None else argv)

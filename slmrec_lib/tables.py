@@ -20,15 +20,10 @@ METRICS = (("sampled", "HR@1"), ("sampled", "HR@10"), ("sampled", "NDCG@10"), ("
 
 def model_order(profile: str, dataset: str) -> list[str]:
     """The labels in the studies' order, the item table after SASRec."""
-    labels = []
-    for name in studies.STUDIES:
-        for cfg in studies.study(name, profile, dataset):
-            if cfg.label not in labels:
-                labels.append(cfg.label)
-    kinds = ("popularity", "gru4rec", "bert4rec", "sasrec", "e4srec", "slmrec", "p5")
     by_label = {c.label: c.model for n in studies.STUDIES for c in studies.study(n, profile, dataset)}
-    labels.sort(key=lambda lab: (kinds.index(by_label[lab].kind),  # E4SRec by depth, the rest as planned
-                                 (by_label[lab].layers or 0) if by_label[lab].kind == "e4srec" else 0))
+    kinds = ("popularity", "gru4rec", "bert4rec", "sasrec", "e4srec", "slmrec", "p5")  # the paper's row order
+    labels = sorted(by_label, key=lambda lab: (kinds.index(by_label[lab].kind),  # E4SRec by depth, else as planned
+                                               (by_label[lab].layers or 0) if by_label[lab].kind == "e4srec" else 0))
     if "SASRec" in labels:
         labels.insert(labels.index("SASRec") + 1, "SASRec item table")
     return labels
@@ -40,20 +35,15 @@ def markdown(rows: pd.DataFrame, order: list[str]) -> str:
 
     kind = rows.protocol.str.split("-").str[0]  # "sampled-999-seed0" -> "sampled"
     stats = experiment.summarize(rows.assign(protocol=kind), by=("model",))
-    stats = stats.set_index(["protocol", "metric", "model"]).sort_index()
+    stats["cell"] = [f"{100 * m:.2f}" + ("" if sd != sd else f" ± {100 * sd:.2f}")
+                     for m, sd in zip(stats["mean"], stats["std"])]
+    wide = stats.pivot(index="model", columns=["protocol", "metric"], values="cell")
     models = [m for m in order if m in set(rows.model)] + sorted(set(rows.model) - set(order))
     table = pd.DataFrame(index=pd.Index(models, name="model"))
     table["seeds"] = rows[rows.stage == "test"].groupby("model").seed.nunique()
     for protocol, metric in METRICS:
-        part = stats.loc[(protocol, metric)] if (protocol, metric) in stats.index.droplevel("model") else None
-        cells = []
-        for model in models:
-            if part is None or model not in part.index:
-                cells.append("")
-                continue
-            mean, std = 100 * part.loc[model, "mean"], 100 * part.loc[model, "std"]
-            cells.append(f"{mean:.2f}" + ("" if std != std else f" ± {std:.2f}"))
-        table[("" if protocol == "sampled" else "full ") + metric] = cells
+        column = wide[(protocol, metric)] if (protocol, metric) in wide.columns else pd.Series(dtype=str)
+        table[("" if protocol == "sampled" else "full ") + metric] = column.reindex(models).fillna("")
     return markdown_table(table.reset_index())
 
 

@@ -149,7 +149,7 @@ def test_item_table_with_rows_but_no_weights_says_what_to_do():
         builders.item_table(cfg, "smoke")
 
 
-def test_a_run_another_process_trains_is_busy_or_waited_for():
+def test_a_run_another_process_trains_is_busy_until_it_is_free():
     cfg = _sasrec()
     folder = experiment.run_dir(cfg, "smoke")
     with experiment.run_lock(folder):  # as another process training it would
