@@ -173,13 +173,16 @@ def order(rows: pd.DataFrame) -> list[str]:
 def mean_std(rows: pd.DataFrame, metrics=MAIN_METRICS, scale: float = 100.0, **kw) -> pd.DataFrame:
     """Per model: mean and std over seeds of each metric (x scale), and the number of seeds.
 
-    Columns are a MultiIndex (statistic, metric) with statistic in mean / std; plus ("seeds", "").
+    Columns are a MultiIndex (statistic, metric) with statistic in mean / std; plus ("seeds", "") and
+    ("users", ""), the most test users a seed of the model was evaluated on (a profile may score a slow
+    model, P5, on a seeded user subset).
     """
     r = select(rows, metrics, **kw)
     g = r.groupby(["model", "metric"])["value"]
     stats = pd.DataFrame({"mean": g.mean() * scale, "std": g.std() * scale}).unstack("metric")
     stats = stats.reindex(columns=pd.MultiIndex.from_product([["mean", "std"], list(metrics)], names=[None, "metric"]))
     stats[("seeds", "")] = r.groupby("model")["seed"].nunique()
+    stats[("users", "")] = r.groupby("model")["n_users"].max()
     return stats.reindex([m for m in order(rows) if m in stats.index])
 
 
@@ -241,7 +244,7 @@ def formatted(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
         cols[(m, "ours")] = [fmt(a) + ("" if b != b else f" ± {fmt(b)}") for a, b in pairs]
         cells = zip(*(table[(p, m)] for p in papers))
         cols[(m, paper_head)] = ["" if all(v != v for v in vs) else " / ".join(map(fmt, vs)) for vs in cells]
-    for col in ("seeds", "avg improvement %", "paper row", "paper avg improvement %"):
+    for col in ("seeds", "users", "avg improvement %", "paper row", "paper avg improvement %"):
         cols[(col, "")] = table[(col, "")].map(lambda v: fmt(v) if isinstance(v, float) else v)
     return pd.DataFrame(cols, index=table.index)
 
@@ -391,6 +394,7 @@ CLAIMS = (
     Claim("RQ1", "distillation helps a 4-layer model: SLMRec_4<-8 beats E4SRec_4", "SLMRec_{small}<-{mid}",
           "E4SRec_{small}"),
     Claim("RQ1", "the LLM recommender beats SASRec", "E4SRec_{depth}", "SASRec"),
+    Claim("RQ1", "the LLM recommender beats the generative P5 on the same backbone", "E4SRec_{depth}", "P5_{depth}"),
     Claim("RQ3", "D_norm helps: + D_norm beats D_cos alone", "SLMRec_{small}<-{mid} +D_norm", "SLMRec_{small}<-{mid}"),
     Claim("RQ3", "L_ms helps: + L_ms beats D_cos alone", "SLMRec_{small}<-{mid} +L_ms", "SLMRec_{small}<-{mid}"),
     Claim("RQ3", "both terms together beat D_cos alone", _FULL, "SLMRec_{small}<-{mid}"),

@@ -40,7 +40,8 @@ def markdown(rows: pd.DataFrame, order: list[str]) -> str:
     wide = stats.pivot(index="model", columns=["protocol", "metric"], values="cell")
     models = [m for m in order if m in set(rows.model)] + sorted(set(rows.model) - set(order))
     table = pd.DataFrame(index=pd.Index(models, name="model"))
-    table["seeds"] = rows[rows.stage == "test"].groupby("model").seed.nunique()
+    test = rows[rows.stage == "test"].groupby("model")
+    table["seeds"], table["users"] = test.seed.nunique(), test.n_users.max()
     for protocol, metric in METRICS:
         column = wide[(protocol, metric)] if (protocol, metric) in wide.columns else pd.Series(dtype=str)
         table[("" if protocol == "sampled" else "full ") + metric] = column.reindex(models).fillna("")

@@ -21,7 +21,7 @@ def _rows(values: dict[str, list[float]], metrics=METRICS) -> pd.DataFrame:
         for seed, v in enumerate(per_seed):
             for m in metrics:
                 out.append(dict(model=model, seed=seed, stage="test", protocol=SAMPLED, metric=m, value=v,
-                                config_hash=f"{model}-{seed}", dataset="synthetic"))
+                                config_hash=f"{model}-{seed}", dataset="synthetic", n_users=100))
     return pd.DataFrame(out)
 
 
@@ -70,12 +70,14 @@ def test_average_improvement_reproduces_the_papers_column():
 
 def test_main_table_means_stds_and_improvement():
     rows = _rows({"E4SRec_12": [0.10, 0.12, 0.14], "SLMRec_4<-8": [0.13, 0.15, 0.17], "Popularity": [0.05]})
+    rows.loc[rows.model == "Popularity", "n_users"] = 40  # scored on a user subset
     rows = pd.concat([rows, _rows({"E4SRec_12": [0.9]}).assign(stage="valid")])  # other stages are ignored
     t = book.main_table(rows, book.start("smoke", quiet=True))
     assert t.loc["E4SRec_12", ("mean", "MRR")] == pytest.approx(12.0)
     assert t.loc["E4SRec_12", ("std", "MRR")] == pytest.approx(2.0)
     assert t.loc["SLMRec_4<-8", ("avg improvement %", "")] == pytest.approx(25.0)
     assert t.loc["Popularity", ("seeds", "")] == 1 and math.isnan(t.loc["Popularity", ("std", "MRR")])
+    assert t.loc["Popularity", ("users", "")] == 40 and t.loc["E4SRec_12", ("users", "")] == 100
     assert t.loc["E4SRec_12", ("paper row", "")] == "E4SRec*"
     assert t.loc["SLMRec_4<-8", ("paper avg improvement %", "")] == pytest.approx(-2.55, abs=0.006)
     assert t.loc["SLMRec_4<-8", ("paper Cloth", "HR@1")] == 16.10
@@ -254,9 +256,9 @@ def test_readme_tables_show_mean_and_spread_in_the_studies_order():
     assert order[:5] == ["Popularity", "GRU4Rec", "BERT4Rec", "SASRec", "SASRec item table"]
     e4 = [m for m in order if m.startswith("E4SRec_")]
     assert e4 == sorted(e4, key=lambda m: int(m.split("_")[1]))
-    rows = pd.DataFrame([dict(model=m, seed=s, stage=st, protocol=p, metric=k, value=v)
-                         for m, vals in (("SASRec", (0.10, 0.20)), ("E4SRec_4", (0.30,)))
+    rows = pd.DataFrame([dict(model=m, seed=s, stage=st, protocol=p, metric=k, value=v, n_users=n)
+                         for m, vals, n in (("SASRec", (0.10, 0.20), 900), ("E4SRec_4", (0.30,), 50))
                          for s, v in enumerate(vals) for st in ("valid", "test")
                          for p in ("sampled-999-seed0", "full") for k in ("HR@1", "HR@10", "NDCG@10", "MRR")])
     lines = tables.markdown(rows, order).splitlines()
-    assert lines[2].startswith("| SASRec | 2 | 15.00 ± 7.07 |") and lines[3].startswith("| E4SRec_4 | 1 | 30.00 |")
+    assert lines[2].startswith("| SASRec | 2 | 900 | 15.00 ± 7.07 |") and lines[3].startswith("| E4SRec_4 | 1 | 50 | 30.00 |")
