@@ -359,12 +359,17 @@ def verdict(a, b, k: float = K_SE) -> Verdict:
 
 def seed_scores(rows: pd.DataFrame, model: str, reference: str, metrics=MAIN_METRICS) -> np.ndarray:
     """Per seed of `model`: mean over metrics of the relative change (percent) against `reference`'s
-    mean over seeds."""
+    mean over seeds. A metric where the reference scores 0 (a weak model's HR@1 on few users) has no
+    relative change and is left out."""
     r = select(rows, metrics)
     ref = r[r.model == reference].groupby("metric")["value"].mean()
     mine = r[r.model == model]
     if mine.empty or ref.empty:
         raise BookError(f"no test rows of {model if mine.empty else reference!r}")
+    ref = ref[ref > 0]
+    if ref.empty:
+        raise BookError(f"{reference!r} scores 0 on every metric: no relative change can be taken against it")
+    mine = mine[mine.metric.isin(ref.index)]
     rel = 100 * (mine["value"] / mine["metric"].map(ref) - 1)
     return rel.groupby(mine["seed"]).mean().to_numpy()
 

@@ -86,6 +86,15 @@ def test_main_table_means_stds_and_improvement():
     assert shown.loc["E4SRec_12", ("MRR", "paper Cloth / Movie")] == "18.77 / 19.74"
 
 
+def test_seed_scores_leave_out_metrics_where_the_reference_scores_zero():
+    rows = _rows({"E4SRec_12": [0.2, 0.4], "P5": [0.1]})
+    rows.loc[(rows.model == "P5") & (rows.metric == "HR@1"), "value"] = 0.0
+    scores = book.seed_scores(rows, "E4SRec_12", "P5")  # HR@1 (+inf%) left out; +100% and +300% elsewhere
+    assert scores.tolist() == pytest.approx([100.0, 300.0])
+    with pytest.raises(book.BookError, match="scores 0 on every metric"):
+        book.seed_scores(rows.assign(value=rows.value.where(rows.model != "P5", 0.0)), "E4SRec_12", "P5")
+
+
 def test_paper_dataset_checks_flag_only_the_sport_row():
     checks = book.paper_dataset_checks().set_index("dataset")
     assert not checks.loc["Sport", "consistent"]
