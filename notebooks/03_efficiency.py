@@ -53,9 +53,10 @@ book.efficiency_table(rows, b)
 try:
     timed = timing.load_or_measure(b.name, b.dataset, force=force_timing)
 except experiment.MissingResult as exc:  # a GPU profile, read without a GPU, never timed on this dataset
-    print(f"not measured: {exc}\nThe verdicts below use the runs' own clocks.")
+    print(f"not measured: {exc}\nThe speed verdicts below are 'not measured' (a GPU profile's runs shared devices).")
     timed = timing.load(b.name, b.dataset)  # empty
-timing.summary(timed) if not timed.empty else None
+if not timed.empty:
+    display(timing.summary(timed))
 
 # %%
 if not timed.empty:

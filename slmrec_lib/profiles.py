@@ -139,7 +139,8 @@ PROFILES: dict[str, Profile] = {
                            valid_users=4000, mixed_precision="bf16", progress=False),
         # P5 scores 1,000 candidates a user by likelihood: 8 users at once (1.4 GB a user at 8 layers, so
         # about 5 GB at 30) and 500 users to validate and test; the first try (2 at once, 2,000 users)
-        # did not finish in 12 min
+        # did not finish in 12 min. Measured on the H200: the Beauty run's process held 98 GB while
+        # scoring (allocator cache included), so two P5 runs do not fit on one GPU.
         p5_params=dict(max_len=20, score_users=8),
         p5_train=dict(epochs=3, batch_size=64, lr=1e-3, patience=None, mixed_precision="bf16", progress=True),
         p5_eval_users=500,
