@@ -5,8 +5,9 @@ already exists, and returns its tidy result rows. Dependencies are runs of their
 hashes: the SASRec whose item table the LLM models read, the teacher a student learns from. So an
 interrupted `make reproduce` resumes where it stopped, notebooks share runs, and tables re-render from
 `collect(profile)` in seconds. A run folder holds `config.json`, checkpoints while training
-(training.fit resumes from them), `model.pt` (trainable weights) and, last, `rows.csv`, written
-atomically: a half-finished run never looks finished.
+(training.fit resumes from them), `model.pt` (trainable weights), the ranks of each evaluation stage
+as it finishes and, last, `rows.csv`, written atomically: a half-finished run never looks finished,
+and a run stopped during training or evaluation goes on from where it stopped.
 
 Several processes may share a results folder (`python -m slmrec_lib.run --workers N`): a run holds an
 exclusive lock on its folder's `.lock` file while it trains, so no run is trained twice at once. By
@@ -264,19 +265,16 @@ def _train_and_evaluate(cfg: RunConfig, profile: str, folder: Path, quiet: bool)
         inference_params=inference_params(model),
     )
     rows = []
+    stamp = f"{steps}-{best_step}-{train_seconds!r}"  # this training's result: another one's ranks are not reused
     for protocol in cfg.eval_protocols:
         for stage in ("valid", "test"):
-            _sync()
-            t0 = time.perf_counter()
-            ranks = rank_positives(model, split, protocol, stage, users=users)
-            _sync()
-            seconds = time.perf_counter() - t0
+            ranks, seconds = _stage_ranks(model, split, protocol, stage, users, folder, stamp)
             for metric, value in metrics_from_ranks(ranks, protocol.ks).items():
                 rows.append(dict(base, protocol=protocol.name, stage=stage, metric=metric, value=value,
                                  eval_seconds=seconds, eval_seconds_per_user=seconds / max(n_users, 1)))
     frame = pd.DataFrame(rows)
     atomic_write_text(frame.to_csv(index=False), rows_path)
-    _cleanup_checkpoints(folder)
+    _cleanup_partial(folder)
     return pd.read_csv(rows_path)  # the same frame whether the run was trained now or earlier
 
 
@@ -294,8 +292,30 @@ def inference_params(model) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-def _cleanup_checkpoints(folder: Path) -> None:
-    for path in folder.glob("checkpoint*"):
+def _stage_ranks(model, split, protocol: EvalProtocol, stage: str, users, folder: Path,
+                 stamp: str) -> tuple[np.ndarray, float]:
+    """The positives' ranks of one (protocol, stage) and the seconds they took. They are kept in the run
+    folder until rows.csv is written, so a run stopped inside its evaluation (P5 scores for minutes a
+    stage) does not score the stages it finished again; `stamp` names the training they belong to."""
+    path = folder / f"ranks-{protocol.name}-{stage}.npz"
+    if path.exists():
+        with np.load(path) as saved:
+            if str(saved["stamp"]) == stamp:
+                return saved["ranks"], float(saved["seconds"])
+    _sync()
+    t0 = time.perf_counter()
+    ranks = rank_positives(model, split, protocol, stage, users=users)
+    _sync()
+    seconds = time.perf_counter() - t0
+    tmp = folder / f".{path.stem}.tmp{os.getpid()}.npz"
+    np.savez(tmp, ranks=ranks, seconds=seconds, stamp=stamp)
+    os.replace(tmp, path)
+    return ranks, seconds
+
+
+def _cleanup_partial(folder: Path) -> None:
+    """Remove what only an unfinished run needs: checkpoints and the ranks of finished stages."""
+    for path in [*folder.glob("checkpoint*"), *folder.glob("ranks-*.npz")]:
         if path.is_file():
             path.unlink()
 

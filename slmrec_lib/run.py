@@ -12,8 +12,9 @@ on one GPU pay where small models leave it waiting on kernel launches). The work
 folder: each takes the first run, in plan order, that no other process is training (a run's folder is
 locked while it trains) and whose dependencies (item table, teacher) are finished, and otherwise a
 dependency that is free. The LLM runs come first in the plan, the baselines after them, P5 last.
-A SIGTERM (e.g. from `timeout`) stops every worker; the runs they were training resume from their
-checkpoints on the next call.
+A SIGTERM (e.g. from `timeout`) stops every worker: a run in training writes a checkpoint at the end
+of its current step (training.fit), a run in evaluation keeps the stages it finished, and the next
+call resumes them there.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import traceback
 from . import experiment, studies
 from .experiment import LLM_KINDS, MODEL_KINDS
 from .profiles import ProfileError, get_profile
+from .training import TrainingInterrupted
 
 
 def plan(profile: str, names: list[str], datasets: list[str], seeds: list[int] | None = None,
@@ -57,7 +59,7 @@ def work(cfgs: list, profile: str, budget_minutes: float | None = None, name: st
          poll_seconds: float = 5.0) -> int:
     """Train the unfinished runs of `cfgs`, sharing them with other processes: see the module docstring.
     Returns 0 when all are done, 3 when the budget ran out first, 1 when a run failed (its traceback
-    is printed; the other runs go on)."""
+    is printed; the other runs go on), 128 + the signal's number when a signal stopped a training."""
     from .builders import dependencies
 
     experiment.set_wait_for_busy_runs(False)  # a busy dependency makes this worker take other work
@@ -82,6 +84,9 @@ def work(cfgs: list, profile: str, budget_minutes: float | None = None, name: st
                 experiment.run(todo, profile, wait=False)
             except experiment.RunBusy:
                 continue
+            except TrainingInterrupted as exc:  # SIGTERM / SIGINT: its checkpoint is written
+                print(f"{tag}{todo.label} {todo.data.dataset} seed {todo.seed}: {exc}", flush=True)
+                return 128 + exc.signum
             except Exception:  # noqa: BLE001 - report, and go on with the other runs
                 traceback.print_exc()
                 print(f"{tag}FAILED {todo.label} {todo.data.dataset} seed {todo.seed} ({todo.hash})", flush=True)

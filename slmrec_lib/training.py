@@ -15,6 +15,11 @@
   has frozen ones), optimizer, scheduler, step, RNG states, the best weights and metric so far, and the
   history. A run restarted with the same `run_dir` and config continues from there. Files are written to
   a temporary name and moved into place with `os.replace`, so an interruption never leaves a torn file.
+- stop on a signal: in a single process, SIGTERM (e.g. from `timeout`) or SIGINT (Ctrl-C, a notebook's
+  interrupt) lets the current optimizer step finish, writes a checkpoint and raises `TrainingInterrupted`;
+  a signal during a validation abandons it and the resumed run validates first. So a time limit loses no
+  training. A second signal stops at once. (Several processes keep the default handlers: one rank
+  stopping alone would leave the others waiting in a collective.)
 
 Batch size is global: `batch_size` examples per forward pass summed over all processes, so the
 effective batch of one optimizer step is `batch_size * grad_accum` whatever the number of GPUs.
@@ -28,6 +33,8 @@ import json
 import math
 import os
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +50,43 @@ RESULT_FILE = "train_result.json"
 # Config fields that may change between an interrupted run and its resumption (they do not change
 # what is computed).
 _RESUME_FREE_FIELDS = ("progress", "num_workers", "eval_batch_size")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """`fit` stopped on SIGTERM or SIGINT after writing its checkpoint; calling it again resumes there."""
+
+    def __init__(self, signum: int, step: int, total: int, checkpoint: Path):
+        self.signum, self.step, self.total, self.checkpoint = signum, step, total, checkpoint
+        super().__init__(f"training stopped by {signal.Signals(signum).name} at step {step}/{total}; "
+                         f"{checkpoint} holds it and the same call resumes from there")
+
+
+class _StopValidation(BaseException):
+    """Raised by the signal handler inside a validation, which is then abandoned (and redone on resume)."""
+
+
+@contextlib.contextmanager
+def _stop_on_signals(enabled: bool):
+    """While training: the first SIGTERM / SIGINT is recorded in the yielded dict (`signum`) for the loop
+    to act on at the end of the step, or stops a running validation; a second one raises at once."""
+    flag: dict[str, Any] = {"signum": None, "in_eval": False}
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag["signum"] is not None:
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopped without a checkpoint")
+        flag["signum"] = signum
+        if flag["in_eval"]:
+            raise _StopValidation()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield flag
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 @dataclass
@@ -282,6 +326,7 @@ def fit(
         "step": 0, "micro": 0, "best_metric": None, "best_step": 0, "best_weights": None,
         "bad_evals": 0, "history": [], "train_seconds": 0.0, "train_cpu_seconds": 0.0, "eval_seconds": 0.0, "examples": 0,
         "done": False, "stopped_early": False, "loss_sum": 0.0, "loss_count": 0, "parts_sum": {},
+        "pending_eval": False,  # a validation is due at this step (set when a signal interrupted it)
     }
     ckpt_path = run_dir / CHECKPOINT
     if ckpt_path.exists():
@@ -330,7 +375,6 @@ def fit(
             **{k: v / max(1, state["loss_count"]) for k, v in state["parts_sum"].items()},
             "lr": scheduler.get_last_lr()[0],
         }
-        state["loss_sum"], state["loss_count"], state["parts_sum"] = 0.0, 0, {}
         if split is not None:
             metrics = _validate(raw_model, split, protocol, max_len, cfg, valid_users)
             if cfg.select_metric not in metrics:
@@ -345,6 +389,8 @@ def fit(
                 state["bad_evals"] += 1
                 if cfg.patience is not None and state["bad_evals"] >= cfg.patience:
                     state["stopped_early"] = True
+        # the running loss is reset only now: an abandoned validation leaves the state as it was
+        state["loss_sum"], state["loss_count"], state["parts_sum"] = 0.0, 0, {}
         state["eval_seconds"] += time.perf_counter() - t0
         entry["seconds"] = state["train_seconds"]
         state["history"].append(entry)
@@ -352,57 +398,80 @@ def fit(
             shown = {k: round(v, 4) for k, v in entry.items() if isinstance(v, float)}
             tqdm.write(f"step {state['step']}: {shown}")
 
+    def interrupted(signum: int) -> None:
+        checkpoint()
+        bar.close()
+        raise TrainingInterrupted(signum, state["step"], total_steps, ckpt_path)
+
+    def end_of_step(stop: dict[str, Any]) -> None:
+        """The due validation (abandoned on a signal: the checkpoint then says it is still due), the
+        end of training, the periodic checkpoint."""
+        step = state["step"]
+        if state["pending_eval"]:
+            stop["in_eval"] = True
+            try:
+                validate()
+            except _StopValidation:
+                stop["in_eval"] = False
+                interrupted(stop["signum"])
+            stop["in_eval"] = False
+            state["pending_eval"] = False
+        if state["stopped_early"] or step >= total_steps:
+            state["done"] = True
+        if step % ckpt_every == 0 or state["done"]:
+            checkpoint()
+
     # ---- the loop ---------------------------------------------------------------------------------
     dataset = _Rows(examples)
     model.train()
     bar = tqdm(total=total_steps, initial=state["step"], disable=not (cfg.progress and accelerator.is_main_process),
                desc=f"train {type(raw_model).__name__}", dynamic_ncols=True)
-    t_start, cpu_start = time.perf_counter(), time.process_time()
-    while not state["done"] and state["step"] < total_steps and not state["stopped_early"]:
-        epoch, skip = divmod(state["micro"], batches_per_epoch)
-        batches = _epoch_batches(n, cfg.batch_size, cfg.seed, epoch, rank, world)[skip:]
-        # Its own generator: creating a loader must not draw from the global RNG (dropout), or a
-        # resumed run would diverge from an uninterrupted one.
-        loader = torch.utils.data.DataLoader(dataset, sampler=batches, batch_size=None,
-                                             num_workers=cfg.num_workers, generator=torch.Generator())
-        for batch in loader:
-            batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
-            sync = (state["micro"] + 1) % cfg.grad_accum == 0 or (state["micro"] + 1) % batches_per_epoch == 0
-            with accelerator.no_sync(model) if not sync and world > 1 else contextlib.nullcontext():
-                loss, parts = model(batch)
-                accelerator.backward(loss / cfg.grad_accum)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at step {state['step']}: lower lr, "
-                                         "enable grad_clip or use mixed_precision='no'")
-            state["micro"] += 1
-            state["examples"] += len(batch[next(iter(batch))]) * world
-            state["loss_sum"] += loss.item()
-            state["loss_count"] += 1
-            for k, v in parts.items():
-                state["parts_sum"][k] = state["parts_sum"].get(k, 0.0) + float(v)
-            if not sync:
-                continue
-            if cfg.grad_clip is not None:
-                accelerator.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state["step"] += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            state["train_seconds"] += time.perf_counter() - t_start
-            state["train_cpu_seconds"] += time.process_time() - cpu_start
-            step = state["step"]
-            last = step >= total_steps
-            if step % eval_every == 0 or last:
-                validate()
-            if state["stopped_early"] or last:
-                state["done"] = True
-            if step % ckpt_every == 0 or state["done"]:
-                checkpoint()
-            t_start, cpu_start = time.perf_counter(), time.process_time()
-            if state["done"]:
-                break
+    with _stop_on_signals(world == 1) as stop:
+        if state["pending_eval"]:  # the checkpoint was written by a signal inside a validation
+            end_of_step(stop)
+        t_start, cpu_start = time.perf_counter(), time.process_time()
+        while not state["done"] and state["step"] < total_steps and not state["stopped_early"]:
+            epoch, skip = divmod(state["micro"], batches_per_epoch)
+            batches = _epoch_batches(n, cfg.batch_size, cfg.seed, epoch, rank, world)[skip:]
+            # Its own generator: creating a loader must not draw from the global RNG (dropout), or a
+            # resumed run would diverge from an uninterrupted one.
+            loader = torch.utils.data.DataLoader(dataset, sampler=batches, batch_size=None,
+                                                 num_workers=cfg.num_workers, generator=torch.Generator())
+            for batch in loader:
+                batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+                sync = (state["micro"] + 1) % cfg.grad_accum == 0 or (state["micro"] + 1) % batches_per_epoch == 0
+                with accelerator.no_sync(model) if not sync and world > 1 else contextlib.nullcontext():
+                    loss, parts = model(batch)
+                    accelerator.backward(loss / cfg.grad_accum)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss is {loss.item()} at step {state['step']}: lower lr, "
+                                             "enable grad_clip or use mixed_precision='no'")
+                state["micro"] += 1
+                state["examples"] += len(batch[next(iter(batch))]) * world
+                state["loss_sum"] += loss.item()
+                state["loss_count"] += 1
+                for k, v in parts.items():
+                    state["parts_sum"][k] = state["parts_sum"].get(k, 0.0) + float(v)
+                if not sync:
+                    continue
+                if cfg.grad_clip is not None:
+                    accelerator.clip_grad_norm_(params, cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                state["step"] += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+                state["train_seconds"] += time.perf_counter() - t_start
+                state["train_cpu_seconds"] += time.process_time() - cpu_start
+                if state["step"] % eval_every == 0 or state["step"] >= total_steps:
+                    state["pending_eval"] = True
+                end_of_step(stop)
+                if stop["signum"] is not None:
+                    interrupted(stop["signum"])
+                t_start, cpu_start = time.perf_counter(), time.process_time()
+                if state["done"]:
+                    break
     bar.close()
 
     # ---- best weights back, result ------------------------------------------------------------------

@@ -59,6 +59,36 @@ def test_interrupted_run_leaves_no_rows(monkeypatch):
     assert not (experiment.run_dir(cfg, "smoke") / "rows.csv").exists()
 
 
+def test_a_run_stopped_in_its_evaluation_does_not_score_finished_stages_again(monkeypatch):
+    cfg = _sasrec(lr=3e-3)
+    calls = []
+    real = experiment.rank_positives
+
+    def ranks(model, split, protocol, stage, users=None):
+        calls.append((protocol.name, stage))
+        if len(calls) == 3 and not stopped:  # the full-ranking valid stage, after the two sampled ones
+            stopped.append(True)
+            raise KeyboardInterrupt("stopped during evaluation")
+        return real(model, split, protocol, stage, users=users)
+
+    stopped = []
+    monkeypatch.setattr(experiment, "rank_positives", ranks)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(cfg, "smoke")
+    folder = experiment.run_dir(cfg, "smoke")
+    assert sorted(p.name for p in folder.glob("ranks-*")) == ["ranks-sampled-50-seed0-test.npz",
+                                                               "ranks-sampled-50-seed0-valid.npz"]
+    calls.clear()
+    rows = experiment.run(cfg, "smoke")
+    assert calls == [("full", "valid"), ("full", "test")]  # the sampled stages came from the folder
+    assert set(rows.protocol) == {"sampled-50-seed0", "full"}
+    assert not list(folder.glob("ranks-*")) and not list(folder.glob("checkpoint*"))
+    # the same numbers as a run that was never stopped
+    monkeypatch.setattr(experiment, "rank_positives", real)
+    again = experiment.run(cfg, "smoke", force=True)
+    pd.testing.assert_series_equal(rows.value, again.value)
+
+
 def test_gpu_profile_without_gpu_asks_for_saved_llm_results(monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     cfg = studies.e4srec(get_profile("gpu"), "beauty", 4)
@@ -190,6 +220,34 @@ def test_a_worker_takes_free_runs_while_another_process_trains_one(capsys):
     out = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[w9]")]
     assert [line.split(" (")[1][:12] for line in out[:2]] == [free.hash, busy.hash]  # the free one first
     assert out[-1] == "[w9] all runs done"
+
+
+def test_a_sigterm_stops_the_worker_with_a_checkpoint_and_the_next_call_resumes(monkeypatch, capsys):
+    import os
+    import signal
+
+    import torch
+
+    from slmrec_lib import run, training
+
+    cfg = _sasrec(lr=4e-3, epochs=2, batch_size=16)
+    batches = []
+    real = training._Rows.__getitem__
+
+    def rows(self, idx):  # the 3rd batch of the first call brings a SIGTERM
+        batches.append(1)
+        if len(batches) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, idx)
+
+    monkeypatch.setattr(training._Rows, "__getitem__", rows)
+    assert run.work([cfg], "smoke", name="w5") == 128 + signal.SIGTERM
+    folder = experiment.run_dir(cfg, "smoke")
+    assert torch.load(folder / training.CHECKPOINT, weights_only=False)["state"]["step"] == 3
+    assert not (folder / "rows.csv").exists()
+    assert "SIGTERM at step 3/" in capsys.readouterr().out
+    assert run.work([cfg], "smoke", name="w5") == 0
+    assert "resuming" in capsys.readouterr().out and (folder / "rows.csv").exists()
 
 
 def test_parallel_workers_train_each_run_once(tmp_path):

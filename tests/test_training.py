@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from torch import nn
 from slmrec_lib.data import leave_one_out, synthetic, train_examples
 from slmrec_lib.evaluation import EvalProtocol
 from slmrec_lib.models.base import SeqRecommender
-from slmrec_lib.training import CHECKPOINT, TrainConfig, fit
+from slmrec_lib.training import CHECKPOINT, TrainConfig, TrainingInterrupted, fit
 
 PROTOCOL = EvalProtocol("sampled", n_negatives=20, seed=0)
 
@@ -28,6 +30,9 @@ class Tiny(SeqRecommender):
         self.drop = nn.Dropout(0.3)
         self.calls = 0
         self.fail_at: int | None = None  # raise on this forward call, to simulate an interruption
+        self.signal_at: int | None = None  # send this process SIGTERM on this forward call
+        self.scores = 0
+        self.signal_at_score: int | None = None  # ... or on this scoring call (inside a validation)
         if frozen_extra:
             self.frozen = nn.Linear(dim, dim)
             self.frozen.requires_grad_(False)
@@ -41,12 +46,17 @@ class Tiny(SeqRecommender):
         self.calls += 1
         if self.fail_at is not None and self.calls == self.fail_at:
             raise KeyboardInterrupt("simulated interruption")
+        if self.signal_at is not None and self.calls == self.signal_at:
+            os.kill(os.getpid(), signal.SIGTERM)
         h = self._hidden(batch["input"])
         mask = batch["target"] > 0
         loss = nn.functional.cross_entropy(h[mask] @ self.emb.weight.T, batch["target"][mask])
         return loss, {"ce": loss.item()}
 
     def score_all(self, x):
+        self.scores += 1
+        if self.signal_at_score is not None and self.scores == self.signal_at_score:
+            os.kill(os.getpid(), signal.SIGTERM)
         return self._hidden(x)[:, -1] @ self.emb.weight.T
 
 
@@ -127,6 +137,54 @@ def test_resume_matches_uninterrupted(toy, tmp_path, frozen, fail_at, saved_step
     for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(p, q, msg=f"{name} differs after resume")
     assert res_resumed.best_metric == pytest.approx(res_straight.best_metric)
+
+
+def _straight_and_signalled(toy, tmp_path, cfg, **signal):
+    """The same training uninterrupted and stopped by a SIGTERM (then resumed by a fresh model)."""
+    split, ex = toy
+    torch.manual_seed(0)
+    straight = Tiny(split.n_items)
+    res_straight = fit(straight, ex, split, cfg, tmp_path / "a", PROTOCOL)
+    torch.manual_seed(0)
+    stopped = Tiny(split.n_items)
+    for k, v in signal.items():
+        setattr(stopped, k, v)
+    with pytest.raises(TrainingInterrupted, match="SIGTERM") as info:
+        fit(stopped, ex, split, cfg, tmp_path / "b", PROTOCOL)
+    ckpt = torch.load(tmp_path / "b" / CHECKPOINT, weights_only=False)
+    torch.manual_seed(123)
+    resumed = Tiny(split.n_items)
+    res_resumed = fit(resumed, ex, split, cfg, tmp_path / "b", PROTOCOL)
+    return (straight, res_straight), (resumed, res_resumed), info.value, ckpt
+
+
+def _assert_same_run(a, b):
+    (model_a, res_a), (model_b, res_b) = a, b
+    assert res_b.steps == res_a.steps
+    assert [h["step"] for h in res_b.history] == [h["step"] for h in res_a.history]
+    assert [h["loss"] for h in res_b.history] == pytest.approx([h["loss"] for h in res_a.history])
+    assert res_b.best_metric == pytest.approx(res_a.best_metric)
+    for (name, p), q in zip(model_a.state_dict().items(), model_b.state_dict().values()):
+        torch.testing.assert_close(p, q, msg=f"{name} differs after resume")
+
+
+def test_sigterm_checkpoints_the_step_and_resumes(toy, tmp_path):
+    # no periodic checkpoint before the end of epoch 1 (step 7): only the signal writes one, at step 3
+    cfg = _cfg(epochs=2, warmup_steps=2)
+    straight, resumed, stop, ckpt = _straight_and_signalled(toy, tmp_path, cfg, signal_at=3)
+    assert stop.step == 3 and stop.total == 14
+    assert ckpt["state"]["step"] == 3 and not ckpt["state"]["pending_eval"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone after fit
+    _assert_same_run(straight, resumed)
+
+
+def test_sigterm_inside_validation_validates_again_on_resume(toy, tmp_path):
+    # the first validation (step 7) scores 200 users in batches of 64: the signal comes in its 2nd batch
+    cfg = _cfg(epochs=2, eval_batch_size=64)
+    straight, resumed, stop, ckpt = _straight_and_signalled(toy, tmp_path, cfg, signal_at_score=2)
+    assert stop.step == 7
+    assert ckpt["state"]["step"] == 7 and ckpt["state"]["pending_eval"] and ckpt["state"]["history"] == []
+    _assert_same_run(straight, resumed)
 
 
 def test_changed_config_refuses_to_resume(toy, tmp_path):
