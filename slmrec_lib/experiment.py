@@ -45,6 +45,9 @@ from .profiles import Profile, get_profile
 
 MODEL_KINDS = ("popularity", "sasrec", "gru4rec", "bert4rec", "e4srec", "slmrec", "p5")
 LLM_KINDS = ("e4srec", "slmrec", "p5")
+# Model params that set how much work one forward takes, not what is computed (P5's decoding rows a
+# forward): left out of a run's hash, so they can follow the machine without training a run again.
+EXECUTION_PARAMS = ("chunk_rows",)
 
 
 # ------------------------------------------------------------------------------------------ configs
@@ -90,6 +93,7 @@ class RunConfig:
     def hash(self) -> str:
         d = self.to_dict()
         d.pop("label")
+        d["model"]["params"] = {k: v for k, v in d["model"]["params"].items() if k not in EXECUTION_PARAMS}
         blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

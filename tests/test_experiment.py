@@ -23,6 +23,10 @@ def test_hash_ignores_label_and_changes_with_settings():
     a = _sasrec()
     assert a.hash == RunConfig(a.data, a.model, a.train, a.protocols, label="other").hash
     assert a.hash != _sasrec(lr=5e-4).hash
+    p5 = studies.p5(get_profile("gpu"), "sports")
+    faster = dataclasses.replace(p5, model=dataclasses.replace(p5.model, params=dict(p5.model.params, chunk_rows=2048)))
+    assert faster.hash == p5.hash == "6d53a5ad7882"  # an execution setting; the hash of the planned run
+    assert dataclasses.replace(p5, model=dataclasses.replace(p5.model, params={})).hash != p5.hash
     with pytest.raises(ValueError, match="unknown model kind"):
         RunConfig(DataConfig(), ModelConfig("sasrek"))
 

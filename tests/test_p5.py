@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -88,6 +89,8 @@ def test_candidate_scores_equal_a_full_forward_without_cache():
     expect = torch.tensor([[brute_force_loglik(model, inp[b], int(c)) for c in cand[b]] for b in range(3)])
     torch.testing.assert_close(scores, expect, atol=1e-4, rtol=1e-4)
     model.cfg.score_users = 2  # users scored in groups of 2 (then 1): the same scores
+    torch.testing.assert_close(model.score_candidates(inp, cand), scores, atol=1e-6, rtol=1e-6)
+    model.cfg.chunk_rows = 1000  # every level in one forward: the same scores
     torch.testing.assert_close(model.score_candidates(inp, cand), scores, atol=1e-6, rtol=1e-6)
 
 
@@ -201,3 +204,22 @@ def test_smollm2_prompt_pieces_equal_the_tokenised_text():
     text = model.prompt_text(row) + model.codec.strings[10500]
     ids = model._prompt_ids(row) + model.codec.tokens(10500)[:-1]
     assert ids == model.tokenizer.encode(text, add_special_tokens=False)
+
+
+def test_chunk_size_benchmark_agrees_across_sizes_and_keeps_other_rows(tmp_path):
+    import importlib.util
+
+    from slmrec_lib import paths
+
+    spec = importlib.util.spec_from_file_location("bench_p5_chunks", paths.REPO_ROOT / "benchmarks" / "bench_p5_chunks.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "p5_chunk_rows.csv"
+    assert bench.main(["--profile", "smoke", "--dataset", "synthetic", "--users", "3", "--chunk-rows", "5", "300",
+                       "--out", str(out)]) == 0
+    assert bench.main(["--profile", "smoke", "--dataset", "synthetic", "--users", "3", "--chunk-rows", "300", "40",
+                       "--out", str(out)]) == 0
+    rows = pd.read_csv(out)
+    assert sorted(rows.chunk_rows) == [5, 40, 300]  # the second call replaced its own size's row only
+    assert (rows.max_abs_diff < 1e-5).all() and rows.same_positive_ranks.all()
+    assert (rows.users == 3).all() and (rows.seconds_per_user > 0).all()

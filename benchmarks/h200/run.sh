@@ -4,7 +4,10 @@
 # TIMING=<dataset> runs the efficiency benchmark instead (results/gpu/timing.csv).
 # On a machine of several GPUs pass e.g. --workers 8: runs train side by side, spread over the GPUs.
 # Results accumulate in /root/keep/results (kept while the machine stays warm) and are packed into $OUT
-# (results_gpu.tgz: rows and configs; item_tables.tgz: the item tables the LLM runs read).
+# (results_gpu.tgz: rows and configs; item_tables.tgz: the item tables the LLM runs read;
+# partial.tar.aa, .ab, ...: what unfinished runs resume from, when it fits, see docs/gpu.md).
+# Parts of partial.tar put in /root/keep/partial by an earlier call are unpacked first (files already
+# there win), so an unfinished run goes on from a checkpoint that an earlier session brought back.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 export SLMREC_SMOLLM2_GGUF=/root/keep/SmolLM2-135M-Instruct.Q4_1.gguf
@@ -18,6 +21,18 @@ export PYTHONPATH="/root/keep/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 python3 -c "import requests" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --target /root/keep/site \
   /root/keep/requests-*.whl /root/keep/urllib3-*.whl /root/keep/idna-*.whl /root/keep/certifi-*.whl /root/keep/charset_normalizer-*.whl
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
+finished_only() {  # a finished run (rows.csv) needs no checkpoint or stage ranks: drop stale ones
+  for d in /root/keep/results/gpu/runs/*/; do
+    [ -f "${d}rows.csv" ] && rm -f "${d}checkpoint.pt" "${d}"ranks-*.npz
+  done
+  return 0
+}
+if compgen -G "/root/keep/partial/partial.tar.*" >/dev/null; then
+  mkdir -p /root/keep/results
+  cat /root/keep/partial/partial.tar.* | tar -xf - --skip-old-files -C /root/keep/results \
+    && echo "unpacked unfinished runs: $(cat /root/keep/partial/partial.tar.* | tar -tf - | tr '\n' ' ')"
+  finished_only
+fi
 # TIMING=beauty: the efficiency benchmark (03_efficiency, RQ2) instead of training runs
 if [ -n "${TIMING:-}" ]; then
   cmd=(python3 -m slmrec_lib.timing --profile gpu --dataset "$TIMING")
@@ -34,5 +49,20 @@ if [ -n "${OUT:-}" ]; then
            | sed 's#config.json$#item_table.pt#' | while read -r f; do [ -f "$f" ] && echo "$f"; done)
   [ -n "$tables" ] && tar -czf "$OUT/item_tables.tgz" -C /root/keep/results $tables
   cp /root/keep/log.txt "$OUT/log.txt"
+  # unfinished runs: checkpoints and finished evaluation stages, in parts of 15 MiB (files come back
+  # 16 MiB at most, 8 files and 64 MiB in all: P5_30's checkpoint is 47 MiB); left behind when they do
+  # not fit beside the other files (e.g. several interrupted LLM runs)
+  finished_only
+  partial=$(cd /root/keep/results && find gpu/runs \( -name checkpoint.pt -o -name 'ranks-*.npz' \) | sort)
+  if [ -n "$partial" ]; then
+    size=$(cd /root/keep/results && du -cb $partial | tail -1 | cut -f1)
+    room=$(( 63 * 1024 * 1024 - $(du -cb "$OUT"/* | tail -1 | cut -f1) ))
+    if [ "$size" -le "$room" ]; then
+      (cd /root/keep/results && tar -cf - $partial) | split -b 15M - "$OUT/partial.tar."
+      echo "packed unfinished runs ($((size / 1024 / 1024)) MiB): $partial"
+    else
+      echo "unfinished runs' files are $((size / 1024 / 1024)) MiB, more than comes back: not packed ($partial)"
+    fi
+  fi
 fi
 exit $status
