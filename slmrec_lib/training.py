@@ -18,7 +18,7 @@
 - stop on a signal: in a single process, SIGTERM (e.g. from `timeout`) or SIGINT (Ctrl-C, a notebook's
   interrupt) lets the current optimizer step finish, writes a checkpoint and raises `TrainingInterrupted`;
   a signal during a validation abandons it and the resumed run validates first. So a time limit loses no
-  training. A second signal stops at once. (Several processes keep the default handlers: one rank
+  training. A second SIGINT stops at once; further SIGTERMs are ignored. (Several processes keep the default handlers: one rank
   stopping alone would leave the others waiting in a collective.)
 
 Batch size is global: `batch_size` examples per forward pass summed over all processes, so the
@@ -68,7 +68,7 @@ class _StopValidation(BaseException):
 @contextlib.contextmanager
 def _stop_on_signals(enabled: bool):
     """While training: the first SIGTERM / SIGINT is recorded in the yielded dict (`signum`) for the loop
-    to act on at the end of the step, or stops a running validation; a second one raises at once."""
+    to act on at the end of the step, or stops a running validation; a second SIGINT raises at once."""
     flag: dict[str, Any] = {"signum": None, "in_eval": False}
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield flag
@@ -76,7 +76,11 @@ def _stop_on_signals(enabled: bool):
 
     def handler(signum, frame):
         if flag["signum"] is not None:
-            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopped without a checkpoint")
+            # already stopping: a second Ctrl-C stops at once, a repeated SIGTERM (a worker gets one
+            # from `timeout` and one from its parent process) waits for the checkpoint
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt("second SIGINT: stopped without a checkpoint")
+            return
         flag["signum"] = signum
         if flag["in_eval"]:
             raise _StopValidation()

@@ -48,6 +48,7 @@ class Tiny(SeqRecommender):
             raise KeyboardInterrupt("simulated interruption")
         if self.signal_at is not None and self.calls == self.signal_at:
             os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)  # a worker gets one from `timeout` and one from its parent
         h = self._hidden(batch["input"])
         mask = batch["target"] > 0
         loss = nn.functional.cross_entropy(h[mask] @ self.emb.weight.T, batch["target"][mask])
@@ -185,6 +186,23 @@ def test_sigterm_inside_validation_validates_again_on_resume(toy, tmp_path):
     assert stop.step == 7
     assert ckpt["state"]["step"] == 7 and ckpt["state"]["pending_eval"] and ckpt["state"]["history"] == []
     _assert_same_run(straight, resumed)
+
+
+def test_a_second_sigint_stops_at_once(toy, tmp_path):
+    split, ex = toy
+    model = Tiny(split.n_items)
+    real = model.forward
+
+    def forward(batch):
+        if model.calls == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(batch)
+
+    model.forward = forward
+    with pytest.raises(KeyboardInterrupt, match="second SIGINT") as info:
+        fit(model, ex, split, _cfg(), tmp_path, PROTOCOL)
+    assert not isinstance(info.value, TrainingInterrupted) and not (tmp_path / CHECKPOINT).exists()
 
 
 def test_changed_config_refuses_to_resume(toy, tmp_path):
