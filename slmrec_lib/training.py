@@ -18,8 +18,8 @@
 - stop on a signal: in a single process, SIGTERM (e.g. from `timeout`) or SIGINT (Ctrl-C, a notebook's
   interrupt) lets the current optimizer step finish, writes a checkpoint and raises `TrainingInterrupted`;
   a signal during a validation abandons it and the resumed run validates first. So a time limit loses no
-  training. A second SIGINT stops at once; further SIGTERMs are ignored. (Several processes keep the default handlers: one rank
-  stopping alone would leave the others waiting in a collective.)
+  training. A second SIGINT stops at once; further SIGTERMs are ignored. (Several processes keep the
+  default handlers: one rank stopping alone would leave the others waiting in a collective.)
 
 Batch size is global: `batch_size` examples per forward pass summed over all processes, so the
 effective batch of one optimizer step is `batch_size * grad_accum` whatever the number of GPUs.
@@ -370,8 +370,9 @@ def fit(
             }, ckpt_path)
         accelerator.wait_for_everyone()
 
-    def validate() -> None:
-        """One validation: record it, keep the best weights, count evaluations without improvement."""
+    def validate(stop: dict[str, Any]) -> None:
+        """One validation: record it, keep the best weights, count evaluations without improvement.
+        A signal while it scores raises `_StopValidation` before anything here has changed the state."""
         t0 = time.perf_counter()
         entry: dict[str, Any] = {
             "step": state["step"], "epoch": state["micro"] / batches_per_epoch,
@@ -380,7 +381,11 @@ def fit(
             "lr": scheduler.get_last_lr()[0],
         }
         if split is not None:
-            metrics = _validate(raw_model, split, protocol, max_len, cfg, valid_users)
+            stop["in_eval"] = True
+            try:
+                metrics = _validate(raw_model, split, protocol, max_len, cfg, valid_users)
+            finally:
+                stop["in_eval"] = False
             if cfg.select_metric not in metrics:
                 raise KeyError(f"select_metric {cfg.select_metric!r} is not among the validation metrics "
                                f"{sorted(metrics)}")
@@ -412,13 +417,10 @@ def fit(
         end of training, the periodic checkpoint."""
         step = state["step"]
         if state["pending_eval"]:
-            stop["in_eval"] = True
             try:
-                validate()
+                validate(stop)
             except _StopValidation:
-                stop["in_eval"] = False
                 interrupted(stop["signum"])
-            stop["in_eval"] = False
             state["pending_eval"] = False
         if state["stopped_early"] or step >= total_steps:
             state["done"] = True
@@ -477,6 +479,8 @@ def fit(
                 if state["done"]:
                     break
     bar.close()
+    if stop["signum"] is not None:  # came after the last step's check: the final checkpoint is written
+        raise TrainingInterrupted(stop["signum"], state["step"], total_steps, ckpt_path)
 
     # ---- best weights back, result ------------------------------------------------------------------
     if state["best_weights"] is not None:
