@@ -140,11 +140,9 @@ PROFILES: dict[str, Profile] = {
         # P5 scores 1,000 candidates a user by likelihood: 8 users at once (1.4 GB a user at 8 layers, so
         # about 5 GB at 30) and 500 users to validate and test; the first try (2 at once, 2,000 users)
         # did not finish in 12 min. Measured on the H200: the Beauty run's process held 98 GB while
-        # scoring (allocator cache included), so two P5 runs do not fit on one GPU. chunk_rows (decoding
-        # rows a forward; an execution setting, not in the hash) was 256 for the Beauty run, whose
-        # validations took 90-170 s and Sports' about 230 s for 500 users: ~50 ms a forward, far more
-        # than its arithmetic; 1024 makes 4x fewer forwards (an estimated 20 GB more at 30 layers).
-        # benchmarks/bench_p5_chunks.py measures the sizes (results/gpu/p5_chunk_rows.csv).
+        # scoring (allocator cache included), so two P5 runs do not fit on one GPU. chunk_rows is an
+        # execution setting (not in the hash): 256 (the Beauty run) took about 230 s to score 500 Sports
+        # users; 1024 makes 4x fewer forwards. Not yet measured: benchmarks/bench_p5_chunks.py.
         p5_params=dict(max_len=20, score_users=8, chunk_rows=1024),
         p5_train=dict(epochs=3, batch_size=64, lr=1e-3, patience=None, mixed_precision="bf16", progress=True),
         p5_eval_users=500,

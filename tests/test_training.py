@@ -140,7 +140,7 @@ def test_resume_matches_uninterrupted(toy, tmp_path, frozen, fail_at, saved_step
     assert res_resumed.best_metric == pytest.approx(res_straight.best_metric)
 
 
-def _straight_and_signalled(toy, tmp_path, cfg, **signal):
+def _straight_and_signalled(toy, tmp_path, cfg, **trigger):
     """The same training uninterrupted and stopped by a SIGTERM (then resumed by a fresh model)."""
     split, ex = toy
     torch.manual_seed(0)
@@ -148,7 +148,7 @@ def _straight_and_signalled(toy, tmp_path, cfg, **signal):
     res_straight = fit(straight, ex, split, cfg, tmp_path / "a", PROTOCOL)
     torch.manual_seed(0)
     stopped = Tiny(split.n_items)
-    for k, v in signal.items():
+    for k, v in trigger.items():
         setattr(stopped, k, v)
     with pytest.raises(TrainingInterrupted, match="SIGTERM") as info:
         fit(stopped, ex, split, cfg, tmp_path / "b", PROTOCOL)
