@@ -20,6 +20,7 @@ call resumes them there.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import subprocess
@@ -53,6 +54,15 @@ def plan(profile: str, names: list[str], datasets: list[str], seeds: list[int] |
                     out.append(cfg)
     # the paper's claims first; P5's slow scoring last
     return sorted(out, key=lambda c: (c.model.kind == "p5", c.model.kind not in LLM_KINDS))
+
+
+def with_execution(cfg, **params):
+    """`cfg` with other execution settings (`experiment.EXECUTION_PARAMS`): the same run, the same hash."""
+    if unknown := set(params) - set(experiment.EXECUTION_PARAMS):
+        raise ValueError(f"{sorted(unknown)} are not execution settings ({experiment.EXECUTION_PARAMS})")
+    out = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, params={**cfg.model.params, **params}))
+    assert out.hash == cfg.hash
+    return out
 
 
 def work(cfgs: list, profile: str, budget_minutes: float | None = None, name: str = "",
@@ -155,6 +165,9 @@ def main(argv=None) -> int:
     parser.add_argument("--budget-minutes", type=float, default=None, help="start no new run after this long")
     parser.add_argument("--list", action="store_true", help="print the plan and exit")
     parser.add_argument("--workers", type=int, default=1, help="runs trained at once, one process each")
+    parser.add_argument("--p5-chunk-rows", type=int, default=None,
+                        help="P5's decoding rows a forward while scoring (default: the profile's); an execution "
+                             "setting outside the run's hash, so a run in progress resumes under another size")
     parser.add_argument("--worker-name", default="", help=argparse.SUPPRESS)  # set by --workers
     args = parser.parse_args(argv)
     try:
@@ -165,12 +178,17 @@ def main(argv=None) -> int:
     if args.workers < 1:
         print(f"error: --workers must be at least 1, got {args.workers}", file=sys.stderr)
         return 2
+    if args.p5_chunk_rows is not None and args.p5_chunk_rows < 1:
+        print(f"error: --p5-chunk-rows must be at least 1, got {args.p5_chunk_rows}", file=sys.stderr)
+        return 2
     datasets = args.dataset or list(prof.datasets)
     try:
         cfgs = plan(args.profile, args.study, datasets, args.seeds, args.models)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.p5_chunk_rows is not None:
+        cfgs = [with_execution(c, chunk_rows=args.p5_chunk_rows) if c.model.kind == "p5" else c for c in cfgs]
     if args.list:
         for c in cfgs:
             state = "done" if experiment.is_done(c, args.profile) else "todo"

@@ -152,6 +152,25 @@ def test_run_plan_keeps_only_the_asked_model_kinds(capsys):
     assert "unknown model kind" in capsys.readouterr().err
 
 
+def test_p5_chunk_rows_option_changes_only_p5_execution(monkeypatch, capsys):
+    from slmrec_lib import run
+
+    seen = {}
+    monkeypatch.setattr(run, "work", lambda cfgs, *a, **k: seen.setdefault("cfgs", cfgs) and 0)
+    assert run.main(["--profile", "smoke", "--dataset", "synthetic", "--study", "main_table",
+                     "--p5-chunk-rows", "4096"]) == 0
+    planned = {c.hash: c for c in run.plan("smoke", ["main_table"], ["synthetic"])}
+    assert [c.hash for c in seen["cfgs"]] == list(planned)  # the same runs
+    for c in seen["cfgs"]:
+        want = 4096 if c.model.kind == "p5" else planned[c.hash].model.params.get("chunk_rows")
+        assert c.model.params.get("chunk_rows") == want
+    assert any(c.model.kind == "p5" for c in seen["cfgs"])
+    assert run.main(["--profile", "smoke", "--p5-chunk-rows", "0"]) == 2
+    assert "--p5-chunk-rows must be at least 1" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="not execution settings"):
+        run.with_execution(planned[next(iter(planned))], lr=1.0)
+
+
 def test_gpu_profile_without_gpu_reads_finished_runs_and_names_the_rest(monkeypatch, capsys):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     prof = get_profile("gpu")
