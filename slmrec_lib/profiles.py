@@ -141,9 +141,9 @@ PROFILES: dict[str, Profile] = {
         # about 5 GB at 30) and 500 users to validate and test; the first try (2 at once, 2,000 users)
         # did not finish in 12 min. Measured on the H200: the Beauty run's process held 98 GB while
         # scoring (allocator cache included), so two P5 runs do not fit on one GPU. chunk_rows is an
-        # execution setting (not in the hash): 256 (the Beauty run) took about 230 s to score 500 Sports
-        # users; 1024 makes 4x fewer forwards. Not yet measured: benchmarks/bench_p5_chunks.py.
-        p5_params=dict(max_len=20, score_users=8, chunk_rows=1024),
+        # execution setting (not in the hash); results/gpu/p5_chunk_rows.csv (H200, Sports, 16 users):
+        # 0.31 s a user at 256 rows, 0.12 at 1024, 0.10 at 4096 (peak 35, 38, 48 GB).
+        p5_params=dict(max_len=20, score_users=8, chunk_rows=4096),
         p5_train=dict(epochs=3, batch_size=64, lr=1e-3, patience=None, mixed_precision="bf16", progress=True),
         p5_eval_users=500,
         gpu_required=True,
