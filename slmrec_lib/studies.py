@@ -101,7 +101,7 @@ def main_table(profile: str, dataset: str, with_p5: bool = True) -> list[RunConf
             if student < teacher:
                 cfgs.append(slmrec(prof, dataset, student, teacher, seed, variant=""))
         cfgs += [slmrec(prof, dataset, prof.small, prof.mid, seed, variant=v) for v in VARIANTS]
-    if with_p5:  # every seed, like the other rows (P5 was one seed until its scoring got fast enough)
+    if with_p5:  # every seed, like the other rows
         cfgs += [p5(prof, dataset, seed) for seed in prof.seeds]
     return _unique(cfgs)
 
