@@ -102,6 +102,15 @@ class RunConfig:
         return [EvalProtocol(k, n, s) for k, n, s in self.protocols]
 
 
+def with_execution(cfg: RunConfig, **params) -> RunConfig:
+    """`cfg` with other execution settings (`EXECUTION_PARAMS`): the same run, the same hash."""
+    if unknown := set(params) - set(EXECUTION_PARAMS):
+        raise ValueError(f"{sorted(unknown)} are not execution settings ({EXECUTION_PARAMS})")
+    out = replace(cfg, model=replace(cfg.model, params={**cfg.model.params, **params}))
+    assert out.hash == cfg.hash
+    return out
+
+
 # ------------------------------------------------------------------------------------------ helpers
 def git_sha() -> str:
     """The checkout's commit; `SLMREC_GIT_SHA` names it where the tree travels without .git (a GPU host)."""

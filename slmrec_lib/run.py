@@ -20,7 +20,6 @@ call resumes them there.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import signal
 import subprocess
@@ -54,15 +53,6 @@ def plan(profile: str, names: list[str], datasets: list[str], seeds: list[int] |
                     out.append(cfg)
     # the paper's claims first; P5's slow scoring last
     return sorted(out, key=lambda c: (c.model.kind == "p5", c.model.kind not in LLM_KINDS))
-
-
-def with_execution(cfg, **params):
-    """`cfg` with other execution settings (`experiment.EXECUTION_PARAMS`): the same run, the same hash."""
-    if unknown := set(params) - set(experiment.EXECUTION_PARAMS):
-        raise ValueError(f"{sorted(unknown)} are not execution settings ({experiment.EXECUTION_PARAMS})")
-    out = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, params={**cfg.model.params, **params}))
-    assert out.hash == cfg.hash
-    return out
 
 
 def work(cfgs: list, profile: str, budget_minutes: float | None = None, name: str = "",
@@ -188,7 +178,8 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.p5_chunk_rows is not None:
-        cfgs = [with_execution(c, chunk_rows=args.p5_chunk_rows) if c.model.kind == "p5" else c for c in cfgs]
+        cfgs = [experiment.with_execution(c, chunk_rows=args.p5_chunk_rows) if c.model.kind == "p5" else c
+                for c in cfgs]
     if args.list:
         for c in cfgs:
             state = "done" if experiment.is_done(c, args.profile) else "todo"

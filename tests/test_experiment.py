@@ -24,8 +24,11 @@ def test_hash_ignores_label_and_changes_with_settings():
     assert a.hash == RunConfig(a.data, a.model, a.train, a.protocols, label="other").hash
     assert a.hash != _sasrec(lr=5e-4).hash
     p5 = studies.p5(get_profile("gpu"), "sports")
-    faster = dataclasses.replace(p5, model=dataclasses.replace(p5.model, params=dict(p5.model.params, chunk_rows=2048)))
+    faster = experiment.with_execution(p5, chunk_rows=2048)
+    assert faster.model.params["chunk_rows"] == 2048
     assert faster.hash == p5.hash == "6d53a5ad7882"  # an execution setting; the hash of the planned run
+    with pytest.raises(ValueError, match="not execution settings"):
+        experiment.with_execution(p5, lr=1.0)
     assert dataclasses.replace(p5, model=dataclasses.replace(p5.model, params={})).hash != p5.hash
     with pytest.raises(ValueError, match="unknown model kind"):
         RunConfig(DataConfig(), ModelConfig("sasrek"))
@@ -156,7 +159,12 @@ def test_p5_chunk_rows_option_changes_only_p5_execution(monkeypatch, capsys):
     from slmrec_lib import run
 
     seen = {}
-    monkeypatch.setattr(run, "work", lambda cfgs, *a, **k: seen.setdefault("cfgs", cfgs) and 0)
+
+    def fake_work(cfgs, *args, **kwargs):  # what would be trained
+        seen["cfgs"] = cfgs
+        return 0
+
+    monkeypatch.setattr(run, "work", fake_work)
     assert run.main(["--profile", "smoke", "--dataset", "synthetic", "--study", "main_table",
                      "--p5-chunk-rows", "4096"]) == 0
     planned = {c.hash: c for c in run.plan("smoke", ["main_table"], ["synthetic"])}
@@ -167,8 +175,6 @@ def test_p5_chunk_rows_option_changes_only_p5_execution(monkeypatch, capsys):
     assert any(c.model.kind == "p5" for c in seen["cfgs"])
     assert run.main(["--profile", "smoke", "--p5-chunk-rows", "0"]) == 2
     assert "--p5-chunk-rows must be at least 1" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="not execution settings"):
-        run.with_execution(planned[next(iter(planned))], lr=1.0)
 
 
 def test_gpu_profile_without_gpu_reads_finished_runs_and_names_the_rest(monkeypatch, capsys):
