@@ -89,10 +89,36 @@ class Split:
         """The fixed sampled negatives of every user for (n, seed); drawn once, then reused."""
         key = (n, seed)
         if key not in self._negatives:
-            from .evaluation import sample_negatives
-
             self._negatives[key] = sample_negatives(self.data.sequences, self.n_items, n, seed)
         return self._negatives[key]
+
+
+def sample_negatives(sequences: list[np.ndarray], n_items: int, n: int, seed: int) -> np.ndarray:
+    """[U, n] distinct item ids per user, none of them in the user's sequence; seeded.
+
+    Each user's negatives are the n smallest of uniform random keys over the items, with the user's
+    own items given an infinite key: uniform sampling without replacement, in vectorised chunks.
+    The evaluator re-exports it; it lives here so that `Split` needs nothing from the evaluator.
+    """
+    lengths = np.array([len(s) for s in sequences])
+    if (n_items - lengths < n).any():
+        u = int(np.argmax(n_items - lengths < n))
+        raise ValueError(
+            f"user index {u} has only {n_items - lengths[u]} items it never interacted with, fewer than the "
+            f"{n} negatives asked for; use fewer negatives or full ranking"
+        )
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(sequences), n), dtype=np.int64)
+    chunk = max(1, int(2e7 // (n_items + 1)))
+    for start in range(0, len(sequences), chunk):
+        block = sequences[start : start + chunk]
+        keys = rng.random((len(block), n_items + 1), dtype=np.float32)
+        keys[:, 0] = np.inf  # padding id
+        rows = np.repeat(np.arange(len(block)), [len(s) for s in block])
+        keys[rows, np.concatenate(block)] = np.inf
+        picked = np.argpartition(keys, n - 1, axis=1)[:, :n]
+        out[start : start + len(block)] = np.sort(picked, axis=1)
+    return out
 
 
 def leave_one_out(data: SequenceData) -> Split:

@@ -151,3 +151,21 @@ def test_dataset_stats():
     ds = D.SequenceData("t", [np.array([1, 2, 3]), np.array([1, 2, 3, 4, 5])], 5)
     st = D.dataset_stats(ds)
     assert st["users"] == 2 and st["interactions"] == 8 and st["density_pct"] == pytest.approx(80.0)
+
+
+def test_data_needs_nothing_from_evaluation():
+    """data imports no part of the evaluator, not even lazily: a Split draws its negatives in data."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from slmrec_lib import data as D; "
+        "sp = D.leave_one_out(D.synthetic(n_users=20, n_items=40)); neg = sp.negatives(5, 0); "
+        "assert neg.shape == (20, 5), neg.shape; "
+        "print(sorted(m for m in sys.modules if m.startswith('slmrec_lib')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "slmrec_lib.evaluation" not in out and "slmrec_lib.data" in out
+    from slmrec_lib import evaluation
+
+    assert evaluation.sample_negatives is D.sample_negatives  # the evaluator's name keeps working
