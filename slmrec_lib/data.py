@@ -19,6 +19,8 @@ import csv
 import gzip
 import hashlib
 import html
+import inspect
+import json
 import os
 import shutil
 import tempfile
@@ -31,6 +33,7 @@ import numpy as np
 import torch
 
 from . import paths
+from .util import atomic_write_text, sha256_file
 
 
 class DataError(ValueError):
@@ -226,12 +229,84 @@ def preprocess_interactions(
 # file readers
 
 
-def read_ratings_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The Amazon 2018 ratings-only layout: no header, `item,user,rating,timestamp`."""
+_ASIN_LEN = 10  # Amazon product ids: 10 letters or digits (e.g. B000002MHJ; books: an ISBN-10)
+_UNIX_1990, _UNIX_2030 = 631_152_000, 1_893_456_000  # plausible interaction times, unix seconds
+_COLUMNS = {0: "1 (item)", 1: "2 (user)", 2: "3 (rating)", 3: "4 (timestamp)"}
+
+
+def _asin_like(ids: np.ndarray) -> np.ndarray:
+    ids = ids.astype(str)
+    return (np.char.str_len(ids) == _ASIN_LEN) & np.char.isalnum(ids)
+
+
+def _check_ratings_layout(
+    path: Path, items: np.ndarray, users: np.ndarray, ratings: np.ndarray, times: np.ndarray, amazon: bool
+) -> np.ndarray:
+    """Raise DataError naming the column that looks wrong; returns the times in unix seconds.
+
+    Checks: ratings in [0, 5], mostly whole or half stars; timestamps unix seconds between 1990 and 2030
+    (a column that lies wholly in that range in milliseconds, as in the Amazon 2023 files, is accepted
+    and divided by 1000); item ids ASIN-like where the layout is Amazon's (`amazon=True`, or the user
+    column is ASIN-like and the item column is not); user ids not mostly the same ids as the items.
+    """
+    layout = "The layout is item,user,rating,timestamp, no header (Amazon 2018 ratings-only files)."
+    bad = np.flatnonzero(~((ratings >= 0) & (ratings <= 5)))
+    if len(bad):
+        row, value = int(bad[0]) + 1, ratings[bad[0]]
+        swapped = " It looks like a unix time: rating and timestamp look swapped." if value > _UNIX_1990 / 10 else ""
+        raise DataError(
+            f"{path}:{row}: column {_COLUMNS[2]} holds {value:g}, but ratings must be numbers in [0, 5] "
+            f"({len(bad)} of {len(ratings)} rows are outside).{swapped} {layout}"
+        )
+    halves = float(np.mean(ratings * 2 == np.round(ratings * 2)))
+    if halves < 0.9:
+        raise DataError(
+            f"{path}: column {_COLUMNS[2]}: only {100 * halves:.0f}% of ratings are whole or half stars; "
+            f"that column does not look like star ratings. {layout}"
+        )
+    if len(times) and ((times >= _UNIX_1990 * 1000) & (times <= _UNIX_2030 * 1000)).all():
+        times = times // 1000  # milliseconds
+    bad = np.flatnonzero(~((times >= _UNIX_1990) & (times <= _UNIX_2030)))
+    if len(bad):
+        row, value = int(bad[0]) + 1, times[bad[0]]
+        swapped = " It looks like a rating: rating and timestamp look swapped." if 0 <= value <= 5 else ""
+        raise DataError(
+            f"{path}:{row}: column {_COLUMNS[3]} holds {value}, not a unix time between 1990 and 2030 in seconds "
+            f"(or, for the whole column, milliseconds); {len(bad)} of {len(times)} rows are outside.{swapped} "
+            f"{layout}"
+        )
+    item_asin, user_asin = float(_asin_like(items).mean()), float(_asin_like(users).mean())
+    if (amazon and item_asin < 0.9) or (user_asin >= 0.9 and item_asin < 0.5):
+        swapped = (
+            f" Column {_COLUMNS[1]} does ({100 * user_asin:.0f}%): item and user look swapped."
+            if user_asin >= 0.9 else ""
+        )
+        raise DataError(
+            f"{path}: column {_COLUMNS[0]} should hold ASINs ({_ASIN_LEN} letters or digits, e.g. B000002MHJ), "
+            f"but only {100 * item_asin:.0f}% of its values are ASIN-like (first: {items[0]!r}).{swapped} {layout}"
+        )
+    distinct_users = np.unique(users)
+    shared = float(np.isin(distinct_users, np.unique(items)).mean())
+    if shared > 0.5:
+        raise DataError(
+            f"{path}: {100 * shared:.0f}% of the ids in column {_COLUMNS[1]} also occur in column {_COLUMNS[0]}; "
+            f"users and items should be different kinds of id. {layout}"
+        )
+    return times
+
+
+def read_ratings_csv(
+    path: Path, amazon: bool = False, max_rows: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The Amazon 2018 ratings-only layout: no header, `item,user,rating,timestamp` -> (users, items,
+    ratings, times in unix seconds), in file order. The layout is checked (see `_check_ratings_layout`);
+    `amazon=True` requires ASIN item ids. `max_rows` reads only the first rows (a quick check)."""
     items, users, ratings, times = [], [], [], []
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rt", newline="") as fh:
         for lineno, row in enumerate(csv.reader(fh), start=1):
+            if max_rows is not None and lineno > max_rows:
+                break
             if len(row) != 4:
                 raise DataError(
                     f"{path}:{lineno}: expected 4 comma-separated fields item,user,rating,timestamp, "
@@ -241,21 +316,28 @@ def read_ratings_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
                 ratings.append(float(row[2]))
                 times.append(int(float(row[3])))
             except ValueError:
+                header = " The file must have no header line." if lineno == 1 else ""
                 raise DataError(
-                    f"{path}:{lineno}: rating and timestamp must be numbers, got {row[2]!r}, {row[3]!r}"
+                    f"{path}:{lineno}: rating and timestamp (columns 3 and 4) must be numbers, got "
+                    f"{row[2]!r}, {row[3]!r}.{header}"
                 ) from None
             items.append(row[0])
             users.append(row[1])
     if not items:
         raise DataError(f"{path}: the file is empty")
-    return np.array(users), np.array(items), np.array(ratings), np.array(times, dtype=np.int64)
+    users_a, items_a, ratings_a = np.array(users), np.array(items), np.array(ratings)
+    times_a = _check_ratings_layout(path, items_a, users_a, ratings_a, np.array(times, dtype=np.int64), amazon)
+    return users_a, items_a, ratings_a, times_a
 
 
-def read_sequence_file(path: Path, one_based: bool = True) -> list[np.ndarray]:
-    """One user a line: `user_id item_id item_id ...`, oldest first; ids become 1-based."""
+def read_sequence_file(path: Path, one_based: bool = True, max_lines: int | None = None) -> list[np.ndarray]:
+    """One user a line: `user_id item_id item_id ...`, oldest first; ids become 1-based.
+    `max_lines` reads only the first lines (a quick check)."""
     seqs = []
     with open(path) as fh:
         for lineno, line in enumerate(fh, start=1):
+            if max_lines is not None and lineno > max_lines:
+                break
             parts = line.split()
             if not parts:
                 continue
@@ -350,12 +432,46 @@ def _source(name: str) -> Source:
     raise DataError(f"unknown dataset {name!r}. Known datasets: {', '.join(known_datasets())}")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+# --------------------------------------------------------------------------------------------------
+# file digests, cached by (resolved path, size, mtime_ns) so that a large file is hashed once
+
+_DIGEST_CACHE = "data_fingerprints.json"  # under paths.cache_dir()
+
+
+def _digest_cache_path() -> Path:
+    return paths.cache_dir() / _DIGEST_CACHE
+
+
+def _read_digest_cache() -> dict:
+    path = _digest_cache_path()
+    try:
+        entries = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):  # unreadable or damaged: start over, the digests are recomputed
+        return {}
+    return entries if isinstance(entries, dict) else {}
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 hex of a file. A digest is kept in a small JSON under `paths.cache_dir()` keyed by the
+    resolved path, and reused while the file's size and mtime_ns are unchanged; an edited file (new
+    size or modification time) is read and hashed again."""
+    path = Path(path).resolve()
+    st = path.stat()
+    key = str(path)
+    entries = _read_digest_cache()
+    entry = entries.get(key)
+    if isinstance(entry, dict) and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns:
+        return str(entry["sha256"])
+    digest = sha256_file(path)
+    entries = _read_digest_cache()  # re-read: another process may have added entries meanwhile
+    entries[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+    try:
+        atomic_write_text(json.dumps(entries, indent=1, sort_keys=True), _digest_cache_path())
+    except OSError:  # a read-only cache folder: the digest is still right, only not kept
+        pass
+    return digest
 
 
 def _download(url: str, dest: Path) -> None:
@@ -371,14 +487,17 @@ def _download(url: str, dest: Path) -> None:
 
 
 def fetch(name: str, data_dir: Path | None = None, download: bool = True) -> list[Path]:
-    """Paths of a named dataset's files, downloading what is missing where a network exists."""
+    """Paths of a named dataset's files, downloading what is missing where a network exists. A file with
+    a published sha256 is checked against it (through the digest cache of `file_sha256`)."""
     src = _source(name)
     root = Path(data_dir) if data_dir else paths.data_dir()
     out = []
     for rel, url, sha in zip(src.files, src.urls, src.sha256):
         path = root / rel
+        where = f"Place the file at {path}, or set SLMREC_DATA_DIR to a folder holding {rel}."
+        if path.is_dir():
+            raise DataError(f"{name}: {path} is a directory, not the dataset's file. {where}")
         if not path.exists():
-            where = f"Place the file at {path}, or set SLMREC_DATA_DIR to a folder holding {rel}."
             if url is None:
                 raise DataError(f"{name}: {path} is missing and has no public direct download. {where}")
             if not download:
@@ -390,13 +509,98 @@ def fetch(name: str, data_dir: Path | None = None, download: bool = True) -> lis
                     f"{name}: {path} is missing and downloading {url} failed ({exc}). Without a network: "
                     f"download the file elsewhere and {where[0].lower() + where[1:]}"
                 ) from exc
-        if sha is not None and _sha256(path) != sha:
+        if sha is not None and file_sha256(path) != sha:
             raise DataError(
                 f"{name}: {path} does not match its published sha256 {sha}; the file is damaged or a different "
                 "version. Delete it to download it again, or load it by path to use it as it is."
             )
         out.append(path)
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# what a dataset argument names: "synthetic", a named dataset, or a file
+
+_SEQUENCE_SUFFIXES = (".txt",)  # `user item item ...`, 1-based ids
+_RATINGS_SUFFIXES = (".csv", ".gz")  # item,user,rating,timestamp (".gz": a gzipped .csv)
+SYNTHETIC_VERSION = 1  # bump when `synthetic` makes different sequences from the same arguments
+
+
+def _is_named(name: str) -> bool:
+    return name == "synthetic" or name in DATASETS or name.startswith("amazon2018:")
+
+
+def _resolve_path(name: str) -> tuple[str, Path]:
+    """("sequences" | "ratings", path) of a dataset given as a file path; DataError for anything else."""
+    as_path = Path(name).expanduser()
+    hint = f"Give a dataset name ({', '.join(known_datasets()[:-1])}) or the path of a data file."
+    if as_path.is_dir():
+        inside = sorted(
+            str(p) for p in as_path.rglob("*") if p.is_file() and p.suffix in _SEQUENCE_SUFFIXES + _RATINGS_SUFFIXES
+        )[:5]
+        found = f" Data files inside it: {', '.join(inside)}." if inside else " It holds no .txt, .csv or .csv.gz file."
+        raise DataError(f"{as_path} is a directory, not a dataset file.{found} {hint}")
+    looks_like_path = as_path.suffix in _SEQUENCE_SUFFIXES + _RATINGS_SUFFIXES or os.sep in name or name.startswith("~")
+    if not looks_like_path:
+        raise DataError(f"unknown dataset {name!r}. Known datasets: {', '.join(known_datasets())}")
+    if not as_path.exists():
+        raise DataError(f"no file at {as_path} (resolved: {as_path.resolve()}). {hint}")
+    if as_path.suffix in _SEQUENCE_SUFFIXES:
+        return "sequences", as_path
+    if as_path.suffix in _RATINGS_SUFFIXES:
+        return "ratings", as_path
+    raise DataError(
+        f"{as_path}: unknown file type {as_path.suffix!r}; a dataset file is .txt (one user a line: "
+        "`user item item ...`) or .csv / .csv.gz (no header: item,user,rating,timestamp)"
+    )
+
+
+def check_dataset(name: str, data_dir: Path | None = None, download: bool = True) -> None:
+    """Raise DataError up front when `name` cannot be loaded: an unknown name, a directory, a missing
+    file or one of the wrong type (with the known names and what to do). For a named dataset the files
+    are fetched (downloaded where missing and possible, checked against a published sha256); for a
+    file, its first lines are read to catch a wrong layout early."""
+    if name == "synthetic":
+        return
+    if _is_named(name):
+        fetch(name, data_dir, download)
+        return
+    kind, path = _resolve_path(name)
+    if kind == "sequences":
+        read_sequence_file(path, max_lines=200)
+    else:
+        read_ratings_csv(path, max_rows=2000)
+
+
+def fingerprint(
+    name_or_path: str, data_dir: Path | None = None, download: bool = True, synthetic_args: dict | None = None
+) -> str:
+    """sha256 hex naming a dataset's content, for a run's hash.
+
+    - "synthetic": the digest of the generator's resolved arguments (`synthetic`'s defaults updated by
+      `synthetic_args`) and SYNTHETIC_VERSION.
+    - a named dataset: its files are fetched (as `load_dataset` would); a file with a published sha256
+      uses it (fetch has checked the file against it), another one is hashed (cached, `file_sha256`).
+    - a file path: the file's sha256 (cached).
+    One file gives its own digest; several give the sha256 of their digests in the order of
+    `Source.files` (e.g. games: sequences, then titles).
+    """
+    if name_or_path == "synthetic":
+        args = inspect.signature(synthetic).bind_partial(**(synthetic_args or {}))
+        args.apply_defaults()
+        spec = {"generator": "markov", "version": SYNTHETIC_VERSION, "args": dict(args.arguments)}
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    if synthetic_args:
+        raise DataError(f"synthetic_args apply to the synthetic dataset only, not to {name_or_path!r}")
+    if _is_named(name_or_path):
+        files = fetch(name_or_path, data_dir, download)
+        published = _source(name_or_path).sha256
+        digests = [sha if sha is not None else file_sha256(f) for f, sha in zip(files, published)]
+    else:
+        digests = [file_sha256(_resolve_path(name_or_path)[1])]
+    if len(digests) == 1:
+        return digests[0]
+    return hashlib.sha256("".join(f"sha256:{d}\n" for d in digests).encode()).hexdigest()
 
 
 def load_dataset(
@@ -410,21 +614,18 @@ def load_dataset(
     """
     if name == "synthetic":
         return synthetic()
-    as_path = Path(name).expanduser()
-    if name not in DATASETS and not name.startswith("amazon2018:"):
-        if as_path.suffix in (".csv", ".gz", ".txt") or os.sep in name:
-            if not as_path.exists():
-                raise DataError(f"no file at {as_path}")
-            if as_path.suffix == ".txt":
-                seqs = read_sequence_file(as_path)
-                return SequenceData(as_path.stem, seqs, int(max(s.max() for s in seqs)), info={"source": str(as_path)})
-            data = preprocess_interactions(*read_ratings_csv(as_path), preprocess or Preprocess(), as_path.stem)
-            data.info["source"] = str(as_path)
-            return data
+    if not _is_named(name):
+        kind, as_path = _resolve_path(name)
+        if kind == "sequences":
+            seqs = read_sequence_file(as_path)
+            return SequenceData(as_path.stem, seqs, int(max(s.max() for s in seqs)), info={"source": str(as_path)})
+        data = preprocess_interactions(*read_ratings_csv(as_path), preprocess or Preprocess(), as_path.stem)
+        data.info["source"] = str(as_path)
+        return data
     src = _source(name)
     files = fetch(name, data_dir, download)
     if src.kind == "ratings":
-        data = preprocess_interactions(*read_ratings_csv(files[0]), preprocess or Preprocess(), name)
+        data = preprocess_interactions(*read_ratings_csv(files[0], amazon=True), preprocess or Preprocess(), name)
     else:
         seqs = read_sequence_file(files[0], one_based=src.kind == "sequences")
         n_items = int(max(s.max() for s in seqs))

@@ -169,3 +169,134 @@ def test_data_needs_nothing_from_evaluation():
     from slmrec_lib import evaluation
 
     assert evaluation.sample_negatives is D.sample_negatives  # the evaluator's name keeps working
+
+
+# ------------------------------------------------------------------------------- dataset fingerprints
+@pytest.fixture
+def counted_hashing(tmp_path, monkeypatch):
+    """A private digest cache and a counter of the files actually read and hashed."""
+    monkeypatch.setenv("SLMREC_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+    real = D.sha256_file
+
+    def counting(path):
+        calls.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(D, "sha256_file", counting)
+    return calls
+
+
+def test_fingerprint_of_a_file_changes_with_its_content_and_is_hashed_once(tmp_path, counted_hashing):
+    import hashlib
+    import os
+
+    f = tmp_path / "seqs.txt"
+    f.write_text("1 1 2 3\n2 2 3 4\n")
+    first = D.fingerprint(str(f))
+    assert first == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert D.fingerprint(str(f)) == first and len(counted_hashing) == 1  # unchanged: not read again
+    f.write_text("1 1 2 3\n2 2 3 5\n")  # same size, new content
+    st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    second = D.fingerprint(str(f))
+    assert second != first and second == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert len(counted_hashing) == 2
+    with f.open("a") as fh:
+        fh.write("3 3 4 5\n")
+    assert D.fingerprint(str(f)) not in (first, second)
+
+
+def test_fingerprint_of_named_datasets(real_data_dir, counted_hashing):
+    published = D.DATASETS["beauty"].sha256[0]
+    assert D.fingerprint("beauty", data_dir=real_data_dir, download=False) == published
+    D.fingerprint("beauty", data_dir=real_data_dir, download=False)
+    assert len(counted_hashing) == 1  # fetch checked the file once; the second call used the cache
+    games = D.fingerprint("games", data_dir=real_data_dir, download=False)
+    parts = [D.file_sha256(real_data_dir / rel) for rel in D.DATASETS["games"].files]
+    assert len(games) == 64 and games not in parts and len(set(parts)) == 2
+
+
+def test_fingerprint_of_synthetic_follows_its_arguments(counted_hashing):
+    base = D.fingerprint("synthetic")
+    assert base == D.fingerprint("synthetic", synthetic_args={"seed": 0, "n_users": 300})  # defaults spelt out
+    assert base != D.fingerprint("synthetic", synthetic_args={"seed": 1})
+    assert counted_hashing == []
+    with pytest.raises(TypeError):
+        D.fingerprint("synthetic", synthetic_args={"n_user": 3})
+
+
+# ------------------------------------------------------------------------------- up-front checks
+def test_check_dataset_names_what_is_wrong(tmp_path):
+    D.check_dataset("synthetic")
+    with pytest.raises(D.DataError, match="unknown dataset 'beuaty'. Known datasets: .*beauty"):
+        D.check_dataset("beuaty")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "x.txt").write_text("1 1 2 3\n")
+    for call in (D.check_dataset, D.load_dataset, D.fingerprint):
+        with pytest.raises(D.DataError, match=r"is a directory, not a dataset file.*x\.txt"):
+            call(str(tmp_path))
+    with pytest.raises(D.DataError, match="no file at .*nothere.txt"):
+        D.check_dataset(str(tmp_path / "nothere.txt"))
+    (tmp_path / "a.tsv").write_text("x")
+    with pytest.raises(D.DataError, match="unknown file type '.tsv'"):
+        D.check_dataset(str(tmp_path / "a.tsv"))
+    with pytest.raises(D.DataError, match="downloads are off.*SLMREC_DATA_DIR"):
+        D.check_dataset("beauty", data_dir=tmp_path, download=False)
+    (tmp_path / "bad.txt").write_text("1 1 2\n2 x 3\n")
+    with pytest.raises(D.DataError, match=r"bad.txt:2"):
+        D.check_dataset(str(tmp_path / "bad.txt"))
+
+
+def test_check_dataset_accepts_the_real_files(real_data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLMREC_CACHE_DIR", str(tmp_path / "cache"))
+    D.check_dataset("games", data_dir=real_data_dir, download=False)
+    D.check_dataset(str(_cds_sample(real_data_dir)))
+    D.check_dataset(str(real_data_dir / "amazon2014" / "Beauty.txt"))
+
+
+# ------------------------------------------------------------------------------- ratings layout
+def _rewrite_columns(src, dest, order):
+    rows = [line.split(",") for line in src.read_text().splitlines()]
+    dest.write_text("".join(",".join(r[i] for i in order) + "\n" for r in rows))
+    return dest
+
+
+def test_ratings_layout_reads_the_real_sample(real_data_dir):
+    users, items, ratings, times = D.read_ratings_csv(_cds_sample(real_data_dir), amazon=True)
+    assert len(users) == 25694 and items[0] == "B000002MHJ" and users[0] == "A1KXYKB3DGEEAA"
+    assert ratings.min() >= 1 and times.min() >= 1443657600
+
+
+def test_ratings_layout_names_the_swapped_columns(real_data_dir, tmp_path):
+    src = _cds_sample(real_data_dir)
+    swapped = _rewrite_columns(src, tmp_path / "user_item.csv", [1, 0, 2, 3])
+    with pytest.raises(D.DataError, match=r"column 1 \(item\) should hold ASINs.*item and user look swapped"):
+        D.load_dataset(str(swapped), preprocess=D.Preprocess(user_k=3, item_k=3))
+    swapped = _rewrite_columns(src, tmp_path / "rating_time.csv", [0, 1, 3, 2])
+    with pytest.raises(D.DataError, match=r"rating_time.csv:1: column 3 \(rating\).*rating and timestamp look swapped"):
+        D.load_dataset(str(swapped), preprocess=D.Preprocess(user_k=3, item_k=3))
+
+
+def test_ratings_layout_other_wrong_columns(tmp_path):
+    def write(name, rows):
+        path = tmp_path / name
+        path.write_text("".join(",".join(map(str, r)) + "\n" for r in rows))
+        return path
+
+    ok = [(f"B00000{i:04d}", f"A{i % 7:013d}", 5.0, 1443657600 + i) for i in range(40)]
+    D.read_ratings_csv(write("ok.csv", ok), amazon=True)
+    ms = [(i, u, r, t * 1000) for i, u, r, t in ok]
+    assert D.read_ratings_csv(write("ms.csv", ms))[3].tolist() == [t for *_, t in ok]  # milliseconds accepted
+    with pytest.raises(D.DataError, match=r"old.csv:3: column 4 \(timestamp\) holds 12345"):
+        D.read_ratings_csv(write("old.csv", ok[:2] + [(ok[2][0], ok[2][1], 5.0, 12345)] + ok[3:]))
+    with pytest.raises(D.DataError, match=r"column 3 \(rating\): only 0% of ratings are whole or half"):
+        D.read_ratings_csv(write("frac.csv", [(i, u, 3.1415, t) for i, u, _, t in ok]))
+    with pytest.raises(D.DataError, match=r"also occur in column 1 \(item\)"):
+        D.read_ratings_csv(write("same.csv", [(i, i, r, t) for i, _, r, t in ok]))
+    generic = [(f"i{n % 9}", f"u{n}", 4.0, 1443657600) for n in range(30)]
+    D.read_ratings_csv(write("generic.csv", generic))  # not Amazon's ids: no ASIN check
+    with pytest.raises(D.DataError, match="should hold ASINs"):
+        D.read_ratings_csv(write("generic.csv", generic), amazon=True)
+    with pytest.raises(D.DataError, match="must have no header"):
+        D.read_ratings_csv(write("header.csv", [("item", "user", "rating", "timestamp")] + ok))
