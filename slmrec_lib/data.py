@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from . import paths
-from .util import atomic_write_text, sha256_file
+from .util import atomic_write_text, seeded_subset, sha256_file
 
 
 class DataError(ValueError):
@@ -722,7 +722,90 @@ def train_examples(split: Split, max_len: int, targets: str = "all") -> dict[str
     return {"input": inp, "target": tgt}
 
 
-def eval_inputs(split: Split, stage: str, max_len: int) -> tuple[torch.Tensor, torch.Tensor, list[np.ndarray]]:
-    """(input [U, max_len], target [U], full histories) of every user for a stage."""
+def truncation_summary(split: Split, max_len: int, targets: str = "all") -> dict[str, int]:
+    """What cutting sequences to `max_len` removes, counted as `train_examples` and `eval_inputs` build
+    their rows (print it once a run, e.g. with `truncation_line`):
+
+    rows, targets_used: training rows and target positions with a loss (`(target > 0).sum()`);
+    targets_cut: next-item targets of the training sequences that fall outside the window (only
+    targets="all" drops targets: a long sequence keeps its last `max_len`); rows_cut / items_cut:
+    training rows whose input lost older items, and how many items they lost; users_without_target:
+    users whose training part has one item (no row); valid_cut / test_cut: users whose evaluation
+    history is longer than `max_len` (the model reads only its last `max_len` items).
+    """
+    if targets not in ("all", "last", "prefixes"):
+        raise ValueError(f"unknown targets {targets!r}: use 'all', 'last' or 'prefixes'")
+    if max_len < 1:
+        raise ValueError(f"max_len must be at least 1, got {max_len}")
+    n = np.array([len(s) for s in split.train], dtype=np.int64)
+    n = n[n >= 2]
+    inputs = n - 1  # input length of the one row a user ("all", "last") = its number of next-item targets
+    out = {"max_len": max_len, "targets": targets, "users_without_target": int(split.n_users - len(n))}
+    if targets == "all":
+        used = np.minimum(inputs, max_len)
+        out.update(rows=len(n), targets_used=int(used.sum()), targets_cut=int((inputs - used).sum()),
+                   rows_cut=int((inputs > max_len).sum()), items_cut=int(np.maximum(inputs - max_len, 0).sum()))
+    elif targets == "last":
+        out.update(rows=len(n), targets_used=len(n), targets_cut=0,
+                   rows_cut=int((inputs > max_len).sum()), items_cut=int(np.maximum(inputs - max_len, 0).sum()))
+    else:  # a prefix of length t (1..n-1) a row; those longer than max_len lose t - max_len items
+        over = np.maximum(inputs - max_len, 0)  # prefixes of a user longer than max_len
+        out.update(rows=int(inputs.sum()), targets_used=int(inputs.sum()), targets_cut=0,
+                   rows_cut=int(over.sum()), items_cut=int((over * (over + 1) // 2).sum()))
+    for stage, drop in (("valid", 2), ("test", 1)):
+        out[f"{stage}_cut"] = int(sum(len(s) - drop > max_len for s in split.data.sequences))
+    return out
+
+
+def truncation_line(summary: dict) -> str:
+    """One line for a run's log from `truncation_summary`."""
+    s = summary
+    return (
+        f"max_len {s['max_len']}, targets={s['targets']}: {s['rows']} training rows, {s['targets_used']} targets "
+        f"used, {s['targets_cut']} cut; {s['rows_cut']} rows lost {s['items_cut']} older input items; "
+        f"{s['users_without_target']} users without a training target; histories cut: "
+        f"{s['valid_cut']} valid, {s['test_cut']} test"
+    )
+
+
+def shuffle_inputs(inputs: torch.Tensor, users: np.ndarray, seed: int) -> torch.Tensor:
+    """Rows of left-padded item ids with each row's items (not its padding) in a seeded random order.
+
+    Row r belongs to user index `users[r]` and is permuted by `np.random.default_rng((seed, users[r]))`,
+    so a user's order depends only on the seed, the user and the row's items, the same for every model
+    (for models with the same window `max_len`). Padding stays on the left.
+    """
+    users = np.asarray(users)
+    if len(users) != len(inputs):
+        raise ValueError(f"shuffle_inputs: {len(users)} user indices for {len(inputs)} rows")
+    out = inputs.clone()
+    arr = out.numpy()  # shares memory with out (CPU tensor)
+    lengths = (arr != 0).sum(axis=1)
+    width = arr.shape[1]
+    for r, (u, n) in enumerate(zip(users, lengths)):
+        if n > 1:
+            perm = np.random.default_rng((int(seed), int(u))).permutation(n)
+            arr[r, width - n :] = arr[r, width - n :][perm]
+    return out
+
+
+def eval_inputs(
+    split: Split, stage: str, max_len: int, shuffle_seed: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, list[np.ndarray]]:
+    """(input [U, max_len], target [U], full histories) of every user for a stage. With `shuffle_seed`
+    each input row's items are shuffled (`shuffle_inputs`); targets and histories stay as they are."""
     histories, targets = split.stage(stage)
-    return pad_left(histories, max_len), torch.from_numpy(targets), histories
+    inputs = pad_left(histories, max_len)
+    if shuffle_seed is not None:
+        inputs = shuffle_inputs(inputs, np.arange(len(histories)), shuffle_seed)
+    return inputs, torch.from_numpy(targets), histories
+
+
+def subset_users(data: SequenceData, k: int | None, seed: int) -> SequenceData:
+    """A seeded subset of `k` users (`util.seeded_subset`), in their original order; items keep their ids
+    (the item table and the candidates cover the whole catalogue). `k` None or >= n_users: all users."""
+    keep = seeded_subset(data.n_users, k, seed)
+    if keep is None:
+        return data
+    return SequenceData(data.name, [data.sequences[u] for u in keep], data.n_items, data.titles,
+                        dict(data.info, user_subset=k, subset_seed=seed))

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from slmrec_lib import data as D
 
@@ -300,3 +301,63 @@ def test_ratings_layout_other_wrong_columns(tmp_path):
         D.read_ratings_csv(write("generic.csv", generic), amazon=True)
     with pytest.raises(D.DataError, match="must have no header"):
         D.read_ratings_csv(write("header.csv", [("item", "user", "rating", "timestamp")] + ok))
+
+
+# ------------------------------------------------------------------------------- truncation
+def test_truncation_summary_by_hand():
+    # training parts: [1..7] (6 targets), [8, 9] (1 target), [10] (none)
+    ds = D.SequenceData("t", [np.arange(1, 10), np.array([8, 9, 2, 3]), np.array([10, 4, 5])], 10)
+    sp = D.leave_one_out(ds)
+    s = D.truncation_summary(sp, 4, "all")
+    assert (s["rows"], s["targets_used"], s["targets_cut"], s["rows_cut"], s["items_cut"]) == (2, 5, 2, 1, 2)
+    assert (s["users_without_target"], s["valid_cut"], s["test_cut"]) == (1, 1, 1)
+    s = D.truncation_summary(sp, 4, "last")
+    assert (s["rows"], s["targets_used"], s["targets_cut"], s["rows_cut"], s["items_cut"]) == (2, 2, 0, 1, 2)
+    s = D.truncation_summary(sp, 4, "prefixes")  # prefixes of length 5 and 6 lose 1 and 2 items
+    assert (s["rows"], s["targets_used"], s["targets_cut"], s["rows_cut"], s["items_cut"]) == (7, 7, 0, 2, 3)
+    assert "5 targets used, 2 cut" in D.truncation_line(D.truncation_summary(sp, 4, "all"))
+    with pytest.raises(ValueError, match="unknown targets"):
+        D.truncation_summary(sp, 4, "every")
+
+
+@pytest.mark.parametrize("targets", ["all", "last", "prefixes"])
+def test_truncation_summary_matches_train_examples(targets):
+    sp = D.leave_one_out(D.synthetic(n_users=60, n_items=80, seed=3, max_len=30))
+    for max_len in (5, 12, 40):
+        ex = D.train_examples(sp, max_len, targets)
+        s = D.truncation_summary(sp, max_len, targets)
+        assert s["rows"] == len(ex["input"]) and s["targets_used"] == int((ex["target"] > 0).sum())
+        full = sum(len(t) - 1 for t in sp.train if len(t) >= 2)
+        assert s["targets_used"] + s["targets_cut"] == (full if targets == "all" else s["targets_used"])
+        inputs = {"all": [t[:-1] for t in sp.train if len(t) >= 2], "last": [t[:-1] for t in sp.train if len(t) >= 2],
+                  "prefixes": [t[:j] for t in sp.train for j in range(1, len(t))]}[targets]
+        assert s["items_cut"] == sum(len(x) for x in inputs) - int((ex["input"] > 0).sum())
+    assert D.truncation_summary(sp, 40, targets)["targets_cut"] == 0
+
+
+# ------------------------------------------------------------------------------- shuffled histories
+def test_shuffled_eval_inputs_keep_items_and_padding_and_are_seeded():
+    sp = D.leave_one_out(D.synthetic(n_users=40, n_items=60, seed=0))
+    plain, tgt, hist = D.eval_inputs(sp, "test", 10)
+    a, tgt_a, hist_a = D.eval_inputs(sp, "test", 10, shuffle_seed=0)
+    b, _, _ = D.eval_inputs(sp, "test", 10, shuffle_seed=0)
+    c, _, _ = D.eval_inputs(sp, "test", 10, shuffle_seed=1)
+    assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, plain)
+    assert torch.equal(tgt, tgt_a) and all((x == y).all() for x, y in zip(hist, hist_a))
+    for p, s in zip(plain, a):
+        assert sorted(p.tolist()) == sorted(s.tolist())  # the same items
+        assert ((p == 0) == (s == 0)).all()  # padding where it was, on the left
+    changed = sum(not torch.equal(p, s) for p, s in zip(plain, a))
+    assert changed > 30  # most orders change (a 5-item history keeps its order with probability 1/120)
+    # a user's order does not depend on which other users are in the batch
+    sub = D.shuffle_inputs(plain[[7, 3]], np.array([7, 3]), 0)
+    assert torch.equal(sub, a[[7, 3]])
+
+
+def test_subset_users_is_seeded_and_keeps_items():
+    ds = D.synthetic(n_users=50, n_items=40, seed=0)
+    sub = D.subset_users(ds, 10, seed=4)
+    keep = np.sort(np.random.default_rng(4).choice(50, 10, replace=False))  # the draw committed runs used
+    assert sub.n_users == 10 and sub.n_items == 40 and sub.info["subset_seed"] == 4
+    assert all((x == ds.sequences[u]).all() for x, u in zip(sub.sequences, keep))
+    assert D.subset_users(ds, None, 0) is ds and D.subset_users(ds, 50, 0) is ds
