@@ -60,6 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..util import EXECUTION
 from .base import SeqRecommender
 
 N_SYMBOLS = 11  # identifier alphabet: digits 0..9 and the end symbol
@@ -177,7 +178,8 @@ class P5Config:
     )
     separator: str = ", "  # between history identifiers
     beam_width: int = 20  # beams of the constrained search in score_all (= items with a finite score)
-    chunk_rows: int = 256  # decoding rows a forward while scoring (bounds KV-copy memory; raise it on a GPU)
+    # decoding rows a forward while scoring (bounds KV-copy memory; raise it on a GPU); execution-only
+    chunk_rows: int = field(default=256, metadata=EXECUTION)
     score_users: int = 2  # users whose candidates are scored together: each holds its whole prefix tree,
     #                       about 1.4 GB at SmolLM2 scale (8 layers, 1000 candidates; 10 users at once: 12 GB)
 
