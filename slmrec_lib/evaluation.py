@@ -4,7 +4,9 @@ Paper (SLMRec, Sec. 5.1): leave-one-out; each test user's positive is ranked aga
 user never interacted with; HR@1/5/10, NDCG@5/10, MRR.
   NOTE: the authors' code resamples the negatives at every evaluation; here they are drawn once per
   user from a seed and reused by every model and every evaluation, so two models meet the same
-  candidates. Ties count against the positive (a constant scorer ranks last, never first).
+  candidates. Ties count against the positive (a constant scorer ranks last, never first); scores
+  are compared in float32 and the ties of each user can be counted (`rank_positives(return_ties=True)`).
+  NaN or +inf scores are an error, never a rank.
 """
 
 from __future__ import annotations
@@ -17,16 +19,21 @@ import torch
 from .data import Split, eval_inputs, pad_left, sample_negatives
 
 # sample_negatives lives in data (a Split draws its negatives there) and is re-exported here
-__all__ = ["EvalProtocol", "SAMPLED_999", "FULL", "sample_negatives", "metrics_from_ranks", "rank_positives",
-           "evaluate"]
+__all__ = ["EvalProtocol", "EvaluationError", "SAMPLED_999", "FULL", "sample_negatives", "metrics_from_ranks",
+           "rank_positives", "evaluate"]
+
+
+class EvaluationError(ValueError):
+    """A model's scores cannot be ranked (NaN or +inf); the message names the stage, protocol and user."""
 
 
 @dataclass(frozen=True)
 class EvalProtocol:
     kind: str = "sampled"  # "sampled": 1 positive + n_negatives; "full": every item, history masked
     n_negatives: int = 999  # negatives per user under "sampled"
-    seed: int = 0  # seed of the negative sampler
+    seed: int = 0  # seed of the negative sampler (and of the history shuffle)
     ks: tuple[int, ...] = (1, 5, 10, 20)  # cut-offs of HR@k and NDCG@k (NDCG@1 equals HR@1 and is left out)
+    shuffle: bool = False  # each user's input items in a seeded random order (same users, targets, candidates)
 
     def __post_init__(self):
         if self.kind not in ("sampled", "full"):
@@ -34,7 +41,35 @@ class EvalProtocol:
 
     @property
     def name(self) -> str:
-        return "full" if self.kind == "full" else f"sampled-{self.n_negatives}-seed{self.seed}"
+        """e.g. "sampled-999-seed0", "full", "sampled-999-seed0-shuffled", "full-shuffled" (seed 0) or
+        "full-shuffled-seed3"."""
+        if self.kind == "sampled":
+            base = f"sampled-{self.n_negatives}-seed{self.seed}"
+            return base + "-shuffled" if self.shuffle else base
+        if not self.shuffle:
+            return "full"
+        return "full-shuffled" if self.seed == 0 else f"full-shuffled-seed{self.seed}"
+
+    @classmethod
+    def from_name(cls, name: str, ks: tuple[int, ...] = (1, 5, 10, 20)) -> "EvalProtocol":
+        """The protocol a `name` spells (the inverse of `.name`)."""
+        parts = name.split("-")
+        shuffle = "shuffled" in parts
+        rest = [p for p in parts if p != "shuffled"]
+        seeds = [p for p in rest if p.startswith("seed") and p[4:].isdigit()]
+        seed = int(seeds[0][4:]) if seeds else 0
+        if rest[:1] == ["full"] and len(rest) == 1 + len(seeds):
+            proto = cls("full", seed=seed, ks=ks, shuffle=shuffle)
+        elif rest[:1] == ["sampled"] and len(rest) == 3 and rest[1].isdigit() and len(seeds) == 1:
+            proto = cls("sampled", int(rest[1]), seed, ks, shuffle)
+        else:
+            proto = None
+        if proto is None or proto.name != name:
+            raise ValueError(
+                f"unknown protocol name {name!r}: use e.g. 'sampled-999-seed0', 'full', "
+                "'sampled-999-seed0-shuffled' or 'full-shuffled'"
+            )
+        return proto
 
 
 SAMPLED_999 = EvalProtocol("sampled", 999, 0)
@@ -61,6 +96,21 @@ def _device(model: torch.nn.Module) -> torch.device:
     return tensor.device if tensor is not None else torch.device("cpu")
 
 
+def _check_finite(scores: torch.Tensor, users: np.ndarray, model, protocol: EvalProtocol, stage: str) -> None:
+    """NaN or +inf scores are an error (they would rank a positive first); -inf is a model's "never
+    recommended" (P5 outside its beams, the padding column) and ranks the positive last."""
+    bad = torch.isnan(scores) | (scores == float("inf"))
+    if bool(bad.any()):
+        row = int(bad.any(dim=1).nonzero()[0, 0])
+        value = scores[row][bad[row]][0].item()
+        raise EvaluationError(
+            f"{type(model).__name__} gave a non-finite score ({value}) in the {stage} stage under protocol "
+            f"{protocol.name}, first for user index {int(users[row])} ({int(bad.any(dim=1).sum())} users of this "
+            f"batch of {len(users)}). A NaN or +inf would rank the positive first; check the model for a "
+            "diverged training (NaN loss) or overflowing scores (score in fp32)."
+        )
+
+
 @torch.no_grad()
 def rank_positives(
     model,
@@ -71,19 +121,26 @@ def rank_positives(
     batch_size: int = 256,
     users: np.ndarray | None = None,
     progress: bool = False,
-) -> np.ndarray:
-    """0-based rank of each user's positive under the protocol (ties count against it).
+    return_ties: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """0-based rank of each user's positive under the protocol: the number of eligible candidates that
+    score at least as high as it (ties count against it, a pessimistic rank).
 
-    `max_len` (items of history the model reads) defaults to the model's own `max_len` attribute.
+    Scores are cast to float32 before they are compared (a model under bf16 autocast returns bf16;
+    asking the model for fp32 scores is the model's side). NaN or +inf scores raise EvaluationError.
+    With `return_ties` it also returns, per user, how many eligible candidates score exactly the
+    positive's score. Under "full", eligible means every item but padding, the user's other history
+    items and the positive itself. `max_len` (items of history the model reads) defaults to the
+    model's own `max_len` attribute; `protocol.shuffle` shuffles the items it reads (`data.shuffle_inputs`).
     """
     max_len = max_len or model.max_len
-    inputs, targets, histories = eval_inputs(split, stage, max_len)
+    inputs, targets, histories = eval_inputs(split, stage, max_len, protocol.seed if protocol.shuffle else None)
     users = np.arange(split.n_users) if users is None else np.asarray(users)
     negatives = split.negatives(protocol.n_negatives, protocol.seed) if protocol.kind == "sampled" else None
     device = _device(model)
     was_training = model.training
     model.eval()
-    ranks = []
+    ranks, ties = [], []
     batches = range(0, len(users), batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -95,19 +152,29 @@ def rank_positives(
         pos = targets[idx].to(device)
         if negatives is not None:
             cand = torch.cat([pos[:, None], torch.from_numpy(negatives[idx]).to(device)], dim=1)  # (B, 1+n)
-            scores = model.score_candidates(inp, cand).float()
-            rank = (scores[:, 1:] >= scores[:, :1]).sum(dim=1)
+            scores = model.score_candidates(inp, cand).to(torch.float32)
+            _check_finite(scores, idx, model, protocol, stage)
+            above = scores[:, 1:] >= scores[:, :1]
+            rank, tie = above.sum(dim=1), (scores[:, 1:] == scores[:, :1]).sum(dim=1)
         else:
-            scores = model.score_all(inp).float()  # (B, n_items + 1)
-            pos_score = scores.gather(1, pos[:, None])
+            scores = model.score_all(inp).to(torch.float32)  # (B, n_items + 1)
+            _check_finite(scores[:, 1:], idx, model, protocol, stage)
+            pos_score = scores.gather(1, pos[:, None])  # (B, 1)
+            eligible = torch.ones_like(scores, dtype=torch.bool)
             hist = pad_left([histories[u] for u in idx], max(len(histories[u]) for u in idx)).to(device)
-            scores.scatter_(1, hist, float("-inf"))  # the user's own items (and padding id 0)
-            scores[:, 0] = float("-inf")
-            scores.scatter_(1, pos[:, None], pos_score)  # the positive keeps its score even if repeated
-            rank = (scores >= pos_score).sum(dim=1) - 1
+            eligible.scatter_(1, hist, False)  # the user's own items (and padding id 0)
+            eligible[:, 0] = False
+            eligible.scatter_(1, pos[:, None], False)  # the positive is not its own competitor
+            rank = ((scores >= pos_score) & eligible).sum(dim=1)
+            tie = ((scores == pos_score) & eligible).sum(dim=1)
         ranks.append(rank.cpu().numpy())
+        ties.append(tie.cpu().numpy())
     model.train(was_training)
-    return np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
+    empty = np.zeros(0, dtype=np.int64)
+    ranks_out = np.concatenate(ranks) if ranks else empty
+    if return_ties:
+        return ranks_out, (np.concatenate(ties) if ties else empty)
+    return ranks_out
 
 
 def evaluate(
