@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .base import SeqRecommender
-from .sasrec import Block, attention_mask, init_weights, length_groups, softmax_ce
+from .layers import Block, attention_mask, init_weights, length_groups, softmax_ce
 
 
 @dataclass

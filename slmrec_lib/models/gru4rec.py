@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .base import SeqRecommender
-from .sasrec import softmax_ce
+from .layers import softmax_ce
 
 
 @dataclass

@@ -5,164 +5,54 @@ Transformer over the item sequence; the hidden state at position t scores the it
 product with the (shared) item embedding table. Every position of a training row is a target in one
 forward pass (`targets="all"` examples), so an epoch costs one pass per user, not one per prefix.
 
-In SLMRec its item embedding table (`item_table()`, d0 = 128 in the authors' code) is pretrained here
-and read frozen by the LLM recommenders.
+In SLMRec its item embedding table (`item_embeddings()`, d0 = 128 in the authors' code) is pretrained
+here and read frozen by the LLM recommenders.
+
+Variants are settings of `SASRecConfig`, not copies of the model:
+- `loss="ce"` (default): cross-entropy over all items. NOTE: source: RecBole's SASRec and the SLMRec
+  authors' `train_sr_trad.py` (which puts it on the last position only: `targets="last"` examples).
+- `loss="bce"`: binary cross-entropy of the positive against one sampled negative a position. NOTE:
+  source: Kang & McAuley 2018, Eq. 7; E4SRec's SASRec baseline and the S3-Rec / ICLRec tables train so.
+- `negatives` (bce only): "target" (default) draws uniformly from all items except the target;
+  "history" also excludes every item of the row's history. NOTE: source: the original SASRec code
+  (excludes the user's training set), S3-Rec and ICLRec (exclude the user's whole sequence, its
+  validation and test items too). Here the history is the training row itself, `batch["input"]` plus
+  `batch["target"]` (for every `train_examples` mode that is the user's last max_len + 1 training items):
+  no held-out item enters it, and items older than the window do not count. Draws use the global torch
+  RNG, which `training.fit` seeds from `TrainConfig.seed` and checkpoints.
+- `block`: "pre_ln" (default, today's): pre-LayerNorm blocks (GELU feed-forward of width `inner`) with
+  a final LayerNorm; "post_ln_relu": post-LayerNorm, ReLU, with a LayerNorm on the embeddings instead
+  of a final one; with `inner=hidden` this is the feed-forward of the original SASRec (NOTE: source:
+  Kang & McAuley 2018, Sec. III-B, ReLU, width d); "post_ln_gelu": the same with GELU, the BERT layout
+  of the S3-Rec / ICLRec SASRec (NOTE: source: S3-Rec `modules.py`, width 4 d, embedding LayerNorm).
+  The original SASRec code's residual starts from the normalised input (x = LN(x) + attn(LN(x), x));
+  neither layout here copies that exactly.
 
 NOTE: departures from the paper, each a choice a reader can change:
-- loss: `loss="ce"` (default) is cross-entropy over all items (as RecBole and the SLMRec authors' SASRec
-  do); the paper's binary cross-entropy with one sampled negative a position is `loss="bce"`.
+- loss: `loss="ce"` (default), see above; the paper's loss is `loss="bce", negatives="history"`.
 - positions are counted from the most recent item (the last column has position 0), so the same user
   gets the same scores however much left padding the row carries; with a fixed window this is only a
   relabelling of the paper's absolute positions.
 - padded slots are masked as attention keys (the paper zeroes their embeddings but lets queries attend
   to them); a padded query attends to itself only, which keeps softmax finite and touches no real row.
-- pre-LayerNorm blocks with a final LayerNorm and a GELU feed-forward of width `inner` (the paper:
-  post-residual LayerNorm as in its released code, ReLU, width = hidden); embeddings are not scaled
-  by sqrt(hidden).
+- the default block is pre-LayerNorm with GELU of width `inner` (see `block` above); embeddings are
+  not scaled by sqrt(hidden) and the feed-forward has no dropout between its two layers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import warnings
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .base import SeqRecommender
+from .layers import BLOCKS, Block, attention_mask, bce_sampled, init_weights, length_groups, sample_negatives, softmax_ce
 
-
-class SelfAttention(nn.Module):
-    """Multi-head self-attention with a boolean mask (True = may attend)."""
-
-    def __init__(self, hidden: int, heads: int, dropout: float):
-        super().__init__()
-        if hidden % heads:
-            raise ValueError(f"hidden {hidden} is not divisible by heads {heads}")
-        self.heads, self.dropout = heads, dropout
-        self.qkv = nn.Linear(hidden, 3 * hidden)
-        self.proj = nn.Linear(hidden, hidden)
-        self.resid_drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        B, L, D = x.shape
-        q, k, v = self.qkv(x).split(D, dim=2)  # 3 x (B, L, D)
-        q, k, v = (t.view(B, L, self.heads, D // self.heads).transpose(1, 2) for t in (q, k, v))  # (B, H, L, Dh)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
-        y = y.transpose(1, 2).reshape(B, L, D)  # (B, L, D)
-        return self.resid_drop(self.proj(y))
-
-
-class Block(nn.Module):
-    """Pre-LayerNorm Transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
-
-    def __init__(self, hidden: int, heads: int, inner: int, dropout: float):
-        super().__init__()
-        self.ln1 = nn.LayerNorm(hidden)
-        self.attn = SelfAttention(hidden, heads, dropout)
-        self.ln2 = nn.LayerNorm(hidden)
-        self.mlp = nn.Sequential(nn.Linear(hidden, inner), nn.GELU(), nn.Linear(inner, hidden), nn.Dropout(dropout))
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), mask)
-        return x + self.mlp(self.ln2(x))
-
-
-def attention_mask(input: torch.Tensor, causal: bool) -> torch.Tensor:
-    """(B, 1, L, L) bool: query i may attend to key j if j is an item (and j <= i when causal).
-
-    Every position may attend to itself, so padded queries never see an empty row (no NaN).
-    """
-    L = input.shape[1]
-    keys = (input > 0)[:, None, None, :]  # (B, 1, 1, L)
-    eye = torch.eye(L, dtype=torch.bool, device=input.device)
-    if causal:
-        keys = keys & torch.ones(L, L, dtype=torch.bool, device=input.device).tril()
-    return keys | eye
-
-
-def length_groups(input: torch.Tensor, by_length: bool | None = None) -> list[tuple[torch.Tensor, int]]:
-    """Rows of a left-padded batch grouped by length: [(row indices, width)], width a power of two
-    (or the full width) at least as long as every row of its group.
-
-    Rows of a batch are independent, so running each group trimmed to its width gives the same
-    outputs as the padded batch (positions count from the right), at a fraction of the cost: most
-    users are short, and a batch is as wide as its longest user. That saving is the CPU's; on a GPU
-    a small model is bound by kernel launches and host syncs, which grouping multiplies (a pass and
-    a sync per group; a grouped 2-layer SASRec step took 40 ms on an H200), so by default
-    (`by_length=None`) a batch on any other device stays one group. benchmarks/bench_length_groups.py
-    times both ways on the device at hand.
-    """
-    L = input.shape[1]
-    if not (input.device.type == "cpu" if by_length is None else by_length):
-        return [(torch.arange(input.shape[0], device=input.device), L)]
-    lengths = (input > 0).sum(1)  # (B,)
-    width = torch.ones_like(lengths)
-    while True:  # smallest power of two >= length, at most L
-        short = width < lengths
-        if not short.any():
-            break
-        width = torch.where(short, width * 2, width)
-    width = width.clamp(max=L)
-    return [((width == w).nonzero().squeeze(1), int(w)) for w in width.unique().tolist()]
-
-
-class _ChunkedSoftmaxCE(torch.autograd.Function):
-    """Mean cross-entropy of `h @ W.T` against `target`, a chunk of rows at a time, with the gradients
-    computed during the forward pass: the (N, n_items) logits never exist whole, so each chunk stays in
-    the CPU cache. Same value and gradients as `F.cross_entropy(h @ W.T, target)`."""
-
-    @staticmethod
-    def forward(ctx, h: torch.Tensor, W: torch.Tensor, target: torch.Tensor, chunk: int) -> torch.Tensor:
-        N = h.shape[0]
-        grad_h, grad_W = torch.empty_like(h), torch.zeros_like(W)
-        total = torch.zeros((), dtype=torch.float64)
-        for s in range(0, N, chunk):
-            hc, tc = h[s : s + chunk], target[s : s + chunk]  # (c, D), (c,)
-            logits = hc @ W.T  # (c, C)
-            rows = torch.arange(len(tc), device=h.device)
-            picked = logits[rows, tc]  # (c,)
-            top = logits.amax(1, keepdim=True)  # (c, 1)
-            p = logits.sub_(top).exp_()  # (c, C), unnormalised probabilities, in place
-            norm = p.sum(1, keepdim=True)  # (c, 1)
-            total += (top.squeeze(1) + norm.squeeze(1).log() - picked).sum()
-            p.div_(norm)
-            p[rows, tc] -= 1.0  # d loss_i / d logits_i = softmax - onehot
-            grad_h[s : s + chunk] = p @ W
-            grad_W.addmm_(p.T, hc)
-        ctx.save_for_backward(grad_h, grad_W)
-        ctx.n = N
-        return (total / N).to(h.dtype)
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        grad_h, grad_W = ctx.saved_tensors
-        scale = grad_out / ctx.n
-        return grad_h * scale, grad_W * scale, None, None
-
-
-def softmax_ce(h: torch.Tensor, W: torch.Tensor, target: torch.Tensor, chunk: int = 128) -> torch.Tensor:
-    """Mean cross-entropy over all rows of `W` (classes) for user vectors `h` (N, D), `target` (N,) in
-    0..len(W)-1. On the CPU while training, the chunked version (about 1.4x faster, same numbers);
-    elsewhere (GPU, autocast, no grad) the plain one."""
-    if h.device.type == "cpu" and torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu") and len(h):
-        return _ChunkedSoftmaxCE.apply(h, W, target, chunk)
-    return F.cross_entropy(h @ W.T, target)
-
-
-def init_weights(module: nn.Module, std: float) -> None:
-    """Normal(0, std) for linear and embedding weights, zero biases, unit LayerNorms; padding row 0."""
-    for m in module.modules():
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, std=std)
-            if isinstance(m, nn.Linear) and m.bias is not None:
-                nn.init.zeros_(m.bias)
-            if isinstance(m, nn.Embedding) and m.padding_idx is not None:
-                with torch.no_grad():
-                    m.weight[m.padding_idx].zero_()
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+LOSSES = ("ce", "bce")
+NEGATIVES = ("target", "history")
 
 
 @dataclass
@@ -174,11 +64,17 @@ class SASRecConfig:
     inner: int = 256  # feed-forward width
     dropout: float = 0.5  # dropout on embeddings, attention weights, residual branches
     loss: str = "ce"  # "ce": softmax over all items; "bce": the paper's one sampled negative a position
+    negatives: str = "target"  # bce only: "target" excludes the target, "history" the row's whole history
+    block: str = "pre_ln"  # "pre_ln" (GELU, final LayerNorm) | "post_ln_relu" | "post_ln_gelu" (see layers.Block)
     init_std: float = 0.02  # std of the normal initialisation
 
     def __post_init__(self) -> None:
-        if self.loss not in ("ce", "bce"):
-            raise ValueError(f"SASRecConfig.loss must be 'ce' or 'bce', got {self.loss!r}")
+        for name, allowed in (("loss", LOSSES), ("negatives", NEGATIVES), ("block", BLOCKS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"SASRecConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.negatives != "target" and self.loss != "bce":
+            raise ValueError(f"SASRecConfig.negatives={self.negatives!r} only applies to loss='bce' "
+                             f"(cross-entropy scores every item); leave it at 'target' or set loss='bce'")
 
 
 class SASRec(SeqRecommender):
@@ -188,9 +84,12 @@ class SASRec(SeqRecommender):
         self.n_items, self.max_len = n_items, cfg.max_len
         self.item_emb = nn.Embedding(n_items + 1, cfg.hidden, padding_idx=0)  # row 0 = padding
         self.pos_emb = nn.Embedding(cfg.max_len, cfg.hidden)  # index 0 = the most recent item
+        pre = cfg.block == "pre_ln"
+        self.emb_ln = nn.Identity() if pre else nn.LayerNorm(cfg.hidden)  # post-LN: normalise the embeddings
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg.hidden, cfg.heads, cfg.inner, cfg.dropout) for _ in range(cfg.layers))
-        self.ln_f = nn.LayerNorm(cfg.hidden)
+        self.blocks = nn.ModuleList(Block(cfg.hidden, cfg.heads, cfg.inner, cfg.dropout, cfg.block)
+                                    for _ in range(cfg.layers))
+        self.ln_f = nn.LayerNorm(cfg.hidden) if pre else nn.Identity()  # post-LN blocks end normalised
         init_weights(self, cfg.init_std)
 
     def encode(self, input: torch.Tensor) -> torch.Tensor:
@@ -198,7 +97,7 @@ class SASRec(SeqRecommender):
         input = input[:, -self.max_len :]
         L = input.shape[1]
         pos = torch.arange(L - 1, -1, -1, device=input.device)  # (L,) distance from the last column
-        x = self.drop(self.item_emb(input) + self.pos_emb(pos))  # (B, L, D)
+        x = self.drop(self.emb_ln(self.item_emb(input) + self.pos_emb(pos)))  # (B, L, D)
         mask = attention_mask(input, causal=True)  # (B, 1, L, L)
         for block in self.blocks:
             x = block(x, mask)
@@ -209,22 +108,21 @@ class SASRec(SeqRecommender):
         if input.shape[1] > self.max_len:
             raise ValueError(f"training rows have {input.shape[1]} columns, more than max_len {self.max_len}: "
                              "build the examples with the model's max_len")
-        hs, tgts = [], []
+        hs, tgts, owners = [], [], []
         for rows, w in length_groups(input):  # each group trimmed to its longest row
             h = self.encode(input[rows, -w:])  # (b, w, D)
             t = target[rows, -w:]  # (b, w)
             keep = t > 0  # only real targets cost anything: logits for padded slots are never built
             hs.append(h[keep])
             tgts.append(t[keep])
-        h, tgt = torch.cat(hs), torch.cat(tgts)  # (N, D), (N,)
+            owners.append(rows[:, None].expand_as(t)[keep])  # (n,) the batch row of each target
+        h, tgt, row = torch.cat(hs), torch.cat(tgts), torch.cat(owners)  # (N, D), (N,), (N,)
         if self.cfg.loss == "ce":
             loss = softmax_ce(h, self.item_emb.weight[1:], tgt - 1)  # padding is never a class
         else:
-            neg = torch.randint(1, self.n_items + 1, tgt.shape, device=tgt.device)  # (N,)
-            neg = torch.where(neg == tgt, neg % self.n_items + 1, neg)  # never the positive itself
-            pos_logit = (h * self.item_emb(tgt)).sum(-1)
-            neg_logit = (h * self.item_emb(neg)).sum(-1)
-            loss = F.softplus(-pos_logit).mean() + F.softplus(neg_logit).mean()
+            history = torch.cat([input, target], 1) if self.cfg.negatives == "history" else None  # (B, 2L)
+            neg = sample_negatives(tgt, self.n_items, history, row if history is not None else None)  # (N,)
+            loss = bce_sampled(h, self.item_emb(tgt), self.item_emb(neg))
         return loss, {self.cfg.loss: loss.item()}
 
     def user_vector(self, input: torch.Tensor) -> torch.Tensor:
@@ -242,9 +140,14 @@ class SASRec(SeqRecommender):
         user = self.user_vector(input)  # (B, D)
         return torch.einsum("bd,bcd->bc", user, self.item_emb(candidates))  # (B, C)
 
-    def item_table(self) -> torch.Tensor:
-        """The item embedding weight [n_items + 1, hidden] (row 0 = padding, zeros), detached.
+    def item_embeddings(self) -> torch.Tensor:
+        """The item embedding weight [n_items + 1, hidden] (row 0 = padding, zeros), detached copy.
 
-        The LLM recommenders read it frozen: `nn.Embedding.from_pretrained(sasrec.item_table(), freeze=True)`.
+        The LLM recommenders read it frozen: `nn.Embedding.from_pretrained(sasrec.item_embeddings(), freeze=True)`.
         """
         return self.item_emb.weight.detach().clone()
+
+    def item_table(self) -> torch.Tensor:
+        """Deprecated name of `item_embeddings()`, kept until its callers are renamed."""
+        warnings.warn("SASRec.item_table() is renamed item_embeddings()", DeprecationWarning, stacklevel=2)
+        return self.item_embeddings()
