@@ -260,14 +260,22 @@ class BootstrapResult:
     n_seeds_a: int
     n_seeds_b: int
     n_users: int
+    percent: float  # relative change of A's mean over B's, 100 * (mean A / mean B - 1); nan if mean B <= 0
+    percent_ci_low: float  # its percentile interval from the same replicates
+    percent_ci_high: float
     note: str = ""  # e.g. "one seed of A: the interval holds no seed variance"
 
     @property
     def ci(self) -> tuple[float, float]:
         return (self.ci_low, self.ci_high)
 
+    @property
+    def percent_ci(self) -> tuple[float, float]:
+        return (self.percent_ci_low, self.percent_ci_high)
+
     def __str__(self) -> str:
-        s = (f"difference {self.diff:+.4g} [{self.ci_low:+.4g}, {self.ci_high:+.4g}], paired bootstrap over "
+        s = (f"difference {self.diff:+.4g} [{self.ci_low:+.4g}, {self.ci_high:+.4g}] "
+             f"({self.percent:+.1f}% [{self.percent_ci_low:+.1f}%, {self.percent_ci_high:+.1f}%]), paired bootstrap over "
              f"{self.n_seeds_a}+{self.n_seeds_b} seeds x {self.n_users} users, p ({self.alternative}) = {self.p:.3g}")
         return s + (f" ({self.note})" if self.note else "")
 
@@ -308,7 +316,8 @@ def paired_bootstrap(a_by_seed, b_by_seed, n_boot: int = 10000, seed: int = 0, s
     replacement once and that draw is used for every seed of both models, since users are crossed with
     seeds, not nested in them: a hard user is hard in every run, and drawing users afresh per seed
     would average away that shared part of the user variance. Using the same users for A and B is the
-    pairing. Interval: the alpha/2 and 1 - alpha/2 percentiles of the n_boot replicates.
+    pairing. Interval: the alpha/2 and 1 - alpha/2 percentiles of the n_boot replicates; the same
+    replicates give the percentile interval of the relative change 100 * (mean A / mean B - 1).
     p-value: the share of replicates at or below 0 ("greater": A > B), at or above 0 ("less"), or twice
     the smaller ("two-sided"), each as (1 + count) / (n_boot + 1), so p >= 1 / (n_boot + 1).
     Assumptions: users are exchangeable draws from the population of users; seeds are exchangeable
@@ -335,17 +344,23 @@ def paired_bootstrap(a_by_seed, b_by_seed, n_boot: int = 10000, seed: int = 0, s
     wb = rng.multinomial(sb, np.full(sb, 1 / sb), size=n_boot) / sb  # (R, S_b)
     # per-seed user means of every replicate come from one matrix product: counts (R x U) @ values (U x S)
     values = np.concatenate([a, b]).T  # (U, S_a + S_b)
-    draws = np.empty(n_boot)
+    draws = np.empty(n_boot)  # A - B of every replicate
+    means_b = np.empty(n_boot)  # B's mean of every replicate, for the relative change
     for start in range(0, n_boot, _CHUNK):
         stop = min(start + _CHUNK, n_boot)
         seed_means = _multinomial_counts(rng, n_users, stop - start) @ values / n_users  # (R, S_a + S_b)
-        draws[start:stop] = ((wa[start:stop] * seed_means[:, :sa]).sum(1)
-                             - (wb[start:stop] * seed_means[:, sa:]).sum(1))
+        means_b[start:stop] = (wb[start:stop] * seed_means[:, sa:]).sum(1)
+        draws[start:stop] = (wa[start:stop] * seed_means[:, :sa]).sum(1) - means_b[start:stop]
     lo, hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+    if b.mean() > 0 and (means_b > 0).all():
+        percent = 100 * (a.mean() / b.mean() - 1)
+        p_lo, p_hi = np.quantile(100 * draws / means_b, [alpha / 2, 1 - alpha / 2])
+    else:  # a reference that scores 0 (on some resample) has no relative change
+        percent = p_lo = p_hi = NAN
     one = [side for side, s in (("A", sa), ("B", sb)) if s == 1]
     note = (f"one seed of {' and '.join(one)}: the interval holds no seed variance of that side" if one else "")
     return BootstrapResult(diff, float(lo), float(hi), _bootstrap_p(draws, alternative), alternative, n_boot,
-                           sa, sb, n_users, note)
+                           sa, sb, n_users, float(percent), float(p_lo), float(p_hi), note)
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,9 @@ def test_bootstrap_collapses_on_a_constant_shift():
     assert r.diff == pytest.approx(0.1)
     assert r.ci == pytest.approx((0.1, 0.1), abs=1e-9)
     assert r.p == pytest.approx(1 / 2001)
+    assert r.percent == pytest.approx(100 * (a.mean() / (a.mean() - 0.1) - 1))
+    scaled = st.paired_bootstrap(a, 0.8 * a, n_boot=2000)  # B 20% below A for every user: A is 25% above B
+    assert scaled.percent == pytest.approx(25.0) and scaled.percent_ci == pytest.approx((25.0, 25.0), abs=1e-6)
     two = st.paired_bootstrap(a, a - 0.1, n_boot=2000, alternative="two-sided")
     assert two.p == pytest.approx(2 / 2001)
     assert st.paired_bootstrap(a, a - 0.1, n_boot=2000, alternative="less").p == pytest.approx(1.0)
@@ -147,6 +150,7 @@ def test_bootstrap_covers_zero_when_a_and_b_are_alike():
     b = [st.per_user_metric(rng.integers(0, 1000, 3000)) for _ in range(3)]
     r = st.paired_bootstrap(a, b, n_boot=2000, alternative="two-sided")
     assert r.ci_low < 0 < r.ci_high and r.p > 0.05
+    assert r.percent_ci_low < r.percent < r.percent_ci_high and r.percent_ci_low < 0 < r.percent_ci_high
     assert r.n_seeds_a == r.n_seeds_b == 3 and r.n_users == 3000 and not r.note
 
 
@@ -180,7 +184,13 @@ def test_bootstrap_holds_the_seed_variance():
     r = st.paired_bootstrap(a, b, n_boot=3000, alternative="two-sided")
     assert r.diff == pytest.approx(0.01)
     assert r.ci_low == pytest.approx(-0.01) and r.ci_high == pytest.approx(0.03)  # all of A's seeds 0.30 .. 0.34
+    assert r.percent_ci == pytest.approx((-100 * 0.01 / 0.31, 100 * 0.03 / 0.31))
     assert r.p > 0.05
+
+
+def test_bootstrap_relative_change_needs_a_scoring_reference():
+    r = st.paired_bootstrap(np.ones((2, 50)), np.zeros((2, 50)), n_boot=200)
+    assert r.diff == pytest.approx(1.0) and math.isnan(r.percent) and math.isnan(r.percent_ci_low)
 
 
 def test_bootstrap_is_seeded_and_takes_lists_or_arrays():
