@@ -556,6 +556,8 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
         # format 1 stored numpy's RNG state as an array: allow just what that needs
         with torch.serialization.safe_globals(_NUMPY_RNG_GLOBALS):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise  # the file may be fine: not for deleting
     except _UNREADABLE as err:
         first_line = (str(err).splitlines() or [""])[0][:200]
         raise CheckpointError(path, f"{type(err).__name__}: {first_line}") from err
@@ -775,8 +777,9 @@ def _numpy_rng_globals() -> list[Any]:
 
 _NUMPY_RNG_GLOBALS = _numpy_rng_globals()
 # what torch.load raises on a cut-short or damaged file: empty (EOFError), not a zip archive or a missing
-# record (RuntimeError), a torn record (ValueError, pickle errors), a global weights_only refuses
-_UNREADABLE = (EOFError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError)
+# record (RuntimeError), a zip cut short (OSError EINVAL), a torn record (ValueError, pickle errors),
+# a global that weights_only refuses (UnpicklingError)
+_UNREADABLE = (EOFError, RuntimeError, OSError, ValueError, KeyError, pickle.UnpicklingError)
 
 
 def _seed_everything(seed: int) -> None:
