@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -457,9 +457,10 @@ def _as_ranks(a, b) -> tuple[np.ndarray, np.ndarray]:
                              f"only in the second {sorted(set(b) - set(a))}")
         keys = list(a)
         return _values([a[k] for k in keys], "a"), _values([b[k] for k in keys], "b")
-    if not isinstance(a, (Sequence, np.ndarray)) or not isinstance(b, (Sequence, np.ndarray)):
-        raise StatsError("give two orderings of names, two score vectors, or two mappings model -> score")
-    if len(a) and all(isinstance(x, str) for x in list(a) + list(b)):
+    if isinstance(a, str) or isinstance(b, str):
+        raise StatsError("give two orderings as lists of names, not strings")
+    a, b = list(a), list(b)  # sequences, arrays, pandas Series
+    if a and all(isinstance(x, str) for x in a + b):
         if len(set(a)) != len(a) or len(set(b)) != len(b) or set(a) != set(b):
             raise StatsError(f"two orderings must each list the same models once; got {list(a)} and {list(b)}")
         pos_b = {name: i for i, name in enumerate(b)}
