@@ -517,3 +517,51 @@ def test_accumulated_small_batches_equal_one_big_batch(toy, tmp_path):
     assert [h["loss"] for h in res_small.history] == pytest.approx([h["loss"] for h in res_big.history], rel=1e-5)
     for (name, p), q in zip(big.named_parameters(), small.parameters()):
         torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-6, msg=f"{name} differs")
+
+
+def test_a_real_sigkill_loses_only_the_current_step(toy, tmp_path):
+    """A separate process trains with a checkpoint every step and SIGKILLs itself (no handler, no
+    cleanup) inside step 5; resumed here, the run equals an uninterrupted one."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    split, ex = toy
+    cfg = _cfg(epochs=2, checkpoint_minutes=0)
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": f"{repo}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, __file__, str(tmp_path / "b")], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    assert torch.load(tmp_path / "b" / CHECKPOINT, weights_only=True)["state"]["step"] == 4
+    torch.manual_seed(0)
+    straight = Tiny(split.n_items)
+    res_straight = fit(straight, ex, split, cfg, tmp_path / "a", PROTOCOL)
+    torch.manual_seed(123)
+    resumed = Tiny(split.n_items)
+    res_resumed = fit(resumed, ex, split, cfg, tmp_path / "b", PROTOCOL)
+    _assert_same_run((straight, res_straight), (resumed, res_resumed))
+
+
+def _killed_worker(run_dir: str) -> None:
+    """The process of the SIGKILL test: the same data, model and config, killed in its 5th forward."""
+    torch.set_num_threads(1)
+    split = leave_one_out(synthetic(n_users=200, n_items=40, seed=0))
+    ex = train_examples(split, max_len=10)
+    torch.manual_seed(0)
+    model = Tiny(split.n_items)
+    real = model.forward
+
+    def forward(batch):
+        if model.calls == 4:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(batch)
+
+    model.forward = forward
+    fit(model, ex, split, _cfg(epochs=2, checkpoint_minutes=0), run_dir, PROTOCOL)
+
+
+if __name__ == "__main__":
+    import sys
+
+    _killed_worker(sys.argv[1])
