@@ -322,8 +322,9 @@ def paired_bootstrap(a_by_seed, b_by_seed, n_boot: int = 10000, seed: int = 0, s
     the smaller ("two-sided"), each as (1 + count) / (n_boot + 1), so p >= 1 / (n_boot + 1).
     Assumptions: users are exchangeable draws from the population of users; seeds are exchangeable
     draws of training runs. With 3 seeds a side level 1 has only 10 distinct resamples, and the
-    bootstrap's seed variance is (S - 1) / S of the sample's; with one seed a side it has none (`note`
-    says so): the interval then speaks for these training runs, not for retraining.
+    bootstrap variance of a mean over S seeds is (S - 1) / S of the usual s^2 / S (2/3 with 3 seeds), so
+    the seed part of the interval is somewhat narrow; with one seed a side it has none (`note` says so):
+    the interval then speaks for these training runs, not for retraining.
     Seeded by `seed`: the same inputs and seed give the same result. The users' draws are made
     `_CHUNK` replicates at a time (memory about 60 MB for 22k users).
     Only statistic="mean" is provided: the report's metrics are means over users.
