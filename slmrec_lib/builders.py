@@ -1,123 +1,115 @@
-"""RunConfig -> model, resolving dependencies (item table, teacher) as runs of their own."""
+"""RunConfig -> model. A builder never trains: the runner (`experiment.run`) trains a run's dependencies
+first and hands over what they produced (`Artifacts`: the item embeddings of the SASRec run, the
+teacher's trained weights).
+
+Seeding: backbones are loaded with the global RNG set aside (a backbone cached in the process and one
+built afresh then leave the same RNG state), and the trainable parts are initialised right after
+`torch.manual_seed(cfg.seed)`, so a model's initial weights depend on its config and seed alone,
+whatever ran before in the process.
+"""
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import dataclass, replace
 
 import torch
 
+from .config import RunConfig
 from .data import Split
-from .experiment import ModelConfig, RunConfig, get_split, run, run_dir
 
 
-def _make(config_cls, params: dict, what: str):
-    """A config dataclass from a dict; an unknown key is an error, not ignored."""
-    known = {f.name for f in fields(config_cls)}
-    unknown = set(params) - known
-    if unknown:
-        raise ValueError(f"{what}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
-    return config_cls(**params)
+@dataclass
+class Artifacts:
+    """What a run's dependencies produced, as the builder needs it."""
+
+    item_embeddings: torch.Tensor | None = None  # [n_items + 1, d0] of the SASRec run `model.item_run`
+    teacher_weights: dict[str, torch.Tensor] | None = None  # trainable weights of the offline teacher run
 
 
-def load_backbone_spec(spec: str):
-    """`backbones.load_backbone`, plus "tiny:<layers>" for a deeper tiny random model (smoke runs)."""
+class BuildError(RuntimeError):
+    pass
+
+
+def load_backbone_spec(spec: str, layers: int | None = None):
+    """`backbones.load_backbone`, plus "tiny:<layers>" for a deeper tiny random model (smoke runs); the
+    global RNG is left as it was."""
     from . import backbones
 
-    if spec.startswith("tiny:"):
-        return backbones.tiny_backbone(torch.float32, num_hidden_layers=int(spec.split(":", 1)[1]))
-    return backbones.load_backbone(spec)
+    with torch.random.fork_rng(devices=[]):
+        if spec.startswith("tiny:"):
+            return backbones.tiny_backbone(torch.float32, num_hidden_layers=int(spec.split(":", 1)[1]))
+        return backbones.load_backbone(spec)
 
 
-def item_table_config(cfg: RunConfig) -> RunConfig:
-    """The SASRec run whose item embeddings the LLM models read (seed 0, shared by every LLM run)."""
-    table = cfg.model.item_table
-    model = ModelConfig(kind="sasrec", params=dict(table.get("params", {})), targets="all")
-    return RunConfig(cfg.data, model, train=dict(table.get("train", {})), protocols=cfg.protocols, seed=0,
-                     label="SASRec item table", eval_users=cfg.eval_users)
+def _need(value, what: str, cfg: RunConfig):
+    if value is None:
+        raise BuildError(f"{cfg.label} ({cfg.hash}) needs {what}; the runner hands it over from the dependency run")
+    return value
 
 
-def teacher_config(cfg: RunConfig) -> RunConfig:
-    """The trained teacher of an offline student: an E4SRec run of `teacher_layers` layers."""
-    m = cfg.model
-    model = replace(m, kind="e4srec", layers=m.teacher_layers, teacher_layers=None, teacher_train={}, distill={})
-    return RunConfig(cfg.data, model, train=dict(m.teacher_train), protocols=cfg.protocols, seed=cfg.seed,
-                     label=f"E4SRec_{m.teacher_layers}", eval_users=cfg.eval_users)
-
-
-def dependencies(cfg: RunConfig) -> list[RunConfig]:
-    """The runs `cfg` reads, each after its own dependencies: the item table of the E4SRec and SLMRec
-    runs, and an offline student's teacher. A scheduler trains these first (`slmrec_lib.run`)."""
-    out: list[RunConfig] = []
-    if cfg.model.kind in ("e4srec", "slmrec"):
-        out.append(item_table_config(cfg))
-    if cfg.model.kind == "slmrec" and cfg.model.distill.get("mode", "offline") == "offline":
-        teacher = teacher_config(cfg)
-        out += [d for d in dependencies(teacher) if d.hash not in {o.hash for o in out}] + [teacher]
-    return out
-
-
-def item_table(cfg: RunConfig, profile: str) -> torch.Tensor:
-    dep = item_table_config(cfg)
-    run(dep, profile)
-    path = run_dir(dep, profile) / "item_table.pt"
-    if not path.exists():  # rows saved (e.g. committed to git) but the weights, never committed, are not here
-        raise FileNotFoundError(
-            f"the item table run {dep.hash} ({dep.data.dataset}) has saved results but no weights: {path} is "
-            "missing. Copy item_table.pt from the machine that trained it into that folder, or move the folder "
-            "away so that the table is trained again (the LLM runs that used the old table keep their rows)."
-        )
-    return torch.load(path)
-
-
-def _llmrec(cfg: RunConfig, profile: str, layers: int | None, table: torch.Tensor):
-    from .models.llmrec import LLMRec, LLMRecConfig
-
-    backbone, tokenizer = load_backbone_spec(cfg.model.backbone)
-    llm_cfg = _make(LLMRecConfig, dict(cfg.model.params, n_layers=layers), "LLMRec")
-    return LLMRec(backbone, tokenizer, table, llm_cfg)
-
-
-def build_model(cfg: RunConfig, split: Split, profile: str):
-    kind, params = cfg.model.kind, dict(cfg.model.params)
+def build_model(cfg: RunConfig, split: Split, artifacts: Artifacts | None = None):
+    """The untrained model of `cfg` (an offline student with its trained teacher loaded), initialised
+    from `cfg.seed`."""
+    artifacts = artifacts or Artifacts()
+    kind, params = cfg.model.kind, cfg.model.params
+    torch.manual_seed(cfg.seed)
     if kind == "popularity":
         from .models.popularity import Popularity
 
-        if params:
-            raise ValueError(f"Popularity has no settings, got {sorted(params)}")
         return Popularity.from_sequences(split.train, split.n_items)
     if kind == "sasrec":
-        from .models.sasrec import SASRec, SASRecConfig
+        from .models.sasrec import SASRec
 
-        return SASRec(split.n_items, _make(SASRecConfig, params, "SASRec"))
+        return SASRec(split.n_items, params)
     if kind == "gru4rec":
-        from .models.gru4rec import GRU4Rec, GRU4RecConfig
+        from .models.gru4rec import GRU4Rec
 
-        return GRU4Rec(split.n_items, _make(GRU4RecConfig, params, "GRU4Rec"))
+        return GRU4Rec(split.n_items, params)
     if kind == "bert4rec":
-        from .models.bert4rec import BERT4Rec, BERT4RecConfig
+        from .models.bert4rec import BERT4Rec
 
-        return BERT4Rec(split.n_items, _make(BERT4RecConfig, params, "BERT4Rec"))
+        return BERT4Rec(split.n_items, params)
     if kind == "e4srec":
-        return _llmrec(cfg, profile, cfg.model.layers, item_table(cfg, profile))
-    if kind == "slmrec":
-        from .models.slmrec import DistillConfig, SLMRecStudent
+        table = _need(artifacts.item_embeddings, "the item embeddings", cfg)
+        backbone, tokenizer = load_backbone_spec(cfg.model.backbone)
+        torch.manual_seed(cfg.seed)
+        from .models.llmrec import LLMRec
 
-        table = item_table(cfg, profile)
-        distill = _make(DistillConfig, dict(cfg.model.distill), "DistillConfig")
-        student = _llmrec(cfg, profile, cfg.model.layers, table)
-        teacher = _llmrec(cfg, profile, cfg.model.teacher_layers, table)
+        return LLMRec(backbone, tokenizer, table, params)
+    if kind == "slmrec":
+        from .models.llmrec import LLMRec
+        from .models.slmrec import SLMRecStudent
+
+        table = _need(artifacts.item_embeddings, "the item embeddings", cfg)
+        distill = cfg.model.distill
+        student_backbone = load_backbone_spec(cfg.model.backbone)
+        teacher_backbone = load_backbone_spec(cfg.model.backbone)
+        torch.manual_seed(cfg.seed)
+        student = LLMRec(*student_backbone, table, params)
+        teacher = LLMRec(*teacher_backbone, table, replace(params, n_layers=cfg.model.teacher_layers))
         if distill.mode == "offline":
-            dep = teacher_config(cfg)
-            run(dep, profile)
-            weights = torch.load(run_dir(dep, profile) / "model.pt")
-            missing = set(weights) - {k for k, _ in teacher.named_parameters()}
-            if missing:
-                raise RuntimeError(f"teacher checkpoint of run {dep.hash} has weights the model lacks: {sorted(missing)[:3]}")
-            teacher.load_state_dict(weights, strict=False)
+            load_trainable(teacher, _need(artifacts.teacher_weights, "the teacher's weights", cfg),
+                           f"teacher run {cfg.model.teacher.hash}")
         return SLMRecStudent(student, teacher, distill)
     if kind == "p5":
-        from .models.p5 import P5Config, P5Rec
+        from .models.p5 import P5Rec
 
-        p5_cfg = _make(P5Config, dict(params, backbone=cfg.model.backbone, n_layers=cfg.model.layers), "P5Config")
-        return P5Rec(p5_cfg, split.n_items, split.train, backbone=load_backbone_spec(cfg.model.backbone))
-    raise ValueError(f"unknown model kind {kind!r}")
+        backbone = load_backbone_spec(cfg.model.backbone)
+        torch.manual_seed(cfg.seed)
+        return P5Rec(params, split.n_items, split.train, backbone=backbone)
+    raise BuildError(f"unknown model kind {kind!r}")
+
+
+def load_trainable(model: torch.nn.Module, weights: dict[str, torch.Tensor], what: str) -> None:
+    """Load saved trainable weights into `model`: every trainable parameter must be in `weights` and
+    every saved weight must belong to the model (a damaged or foreign file is an error, never a model
+    left half initialised)."""
+    trainable = {k for k, p in model.named_parameters() if p.requires_grad}
+    state = set(model.state_dict())
+    missing, unexpected = sorted(trainable - set(weights)), sorted(set(weights) - state)
+    if missing or unexpected:
+        raise BuildError(f"{what}: saved weights do not match the model: missing {missing[:3]} "
+                         f"({len(missing)} in all), unexpected {unexpected[:3]} ({len(unexpected)} in all). "
+                         "The weight file is damaged or from another config: move that run folder away to "
+                         "train it again.")
+    model.load_state_dict(weights, strict=False)  # the frozen backbone weights come from the backbone

@@ -1,13 +1,17 @@
-"""The experiment runner: a run is a resolved config, named by its hash, trained once.
+"""The experiment runner: a run is a resolved config (`config.RunConfig`), named by its hash, trained once.
 
 `run(cfg, profile)` trains and evaluates one model unless `results/<profile>/runs/<hash>/rows.csv`
-already exists, and returns its tidy result rows. Dependencies are runs of their own, found by their
-hashes: the SASRec whose item table the LLM models read, the teacher a student learns from. So an
-interrupted `make reproduce` resumes where it stopped, notebooks share runs, and tables re-render from
-`collect(profile)` in seconds. A run folder holds `config.json`, checkpoints while training
-(training.fit resumes from them), `model.pt` (trainable weights), the ranks of each evaluation stage
-as it finishes and, last, `rows.csv`, written atomically: a half-finished run never looks finished,
-and a run stopped during training or evaluation goes on from where it stopped.
+already exists and checks out, and returns its tidy result rows. A run's dependencies (the SASRec whose
+item embeddings the LLM models read, the teacher a student learns from) are runs of their own: `run`
+trains them first and hands what they saved to the builder, which never trains. So an interrupted
+`make reproduce` resumes where it stopped, notebooks share runs, and tables re-render in seconds.
+
+A run folder holds `config.json` (the whole config and its hash), checkpoints while training
+(training.fit resumes from them), the weight files (`model.pt`, a SASRec's `item_embeddings.pt`) with
+their sha256 in `manifest.json`, checked before another run reads them, the per-user ranks of every
+evaluation stage (`ranks.npz`, for paired tests) and, last, `rows.csv`, written atomically. Rows are
+checked when read (every protocol x stage x metric present and finite): a damaged run is reported by
+folder, counts as not done and is trained again, its damaged rows.csv kept beside under another name.
 
 Several processes may share a results folder (`python -m slmrec_lib.run --workers N`): a run holds an
 exclusive lock on its folder's `.lock` file while it trains, so no run is trained twice at once. By
@@ -18,14 +22,12 @@ which also covers the dependencies a run starts) it raises `RunBusy` at once ins
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -38,77 +40,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import paths
+from . import config, paths
+from .builders import Artifacts, build_model
+from .config import LLM_KINDS, MODEL_KINDS, DataConfig, ModelConfig, RunConfig, with_execution  # noqa: F401
 from .data import Preprocess, SequenceData, Split, leave_one_out, load_dataset, synthetic, train_examples
 from .evaluation import EvalProtocol, metrics_from_ranks, rank_positives
 from .profiles import Profile, get_profile
+from .util import atomic_torch_save, atomic_write_text, remove_stale_temps, seeded_subset, sha256_file
 
-MODEL_KINDS = ("popularity", "sasrec", "gru4rec", "bert4rec", "e4srec", "slmrec", "p5")
-LLM_KINDS = ("e4srec", "slmrec", "p5")
-# Model params that set how much work one forward takes, not what is computed (P5's decoding rows a
-# forward): left out of a run's hash, so they can follow the machine without training a run again.
-EXECUTION_PARAMS = ("chunk_rows",)
-
-
-# ------------------------------------------------------------------------------------------ configs
-@dataclass(frozen=True)
-class DataConfig:
-    dataset: str = "synthetic"  # a name from data.known_datasets() or a file path
-    preprocess: str = "paper"  # "paper" | "official_code": filtering of ratings files
-    max_users: int | None = None  # keep a seeded random subset of this many users (None: all)
-    subset_seed: int = 0  # seed of that subset
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    kind: str = "sasrec"  # one of MODEL_KINDS
-    params: dict = field(default_factory=dict)  # fields of the model's own config dataclass
-    targets: str = "all"  # training rows: "all" | "last" | "prefixes" (data.train_examples)
-    layers: int | None = None  # LLM kinds: decoder layers kept (None: all)
-    backbone: str = "tiny"  # LLM kinds: "tiny[:layers]", "smollm2" or an HF folder
-    item_table: dict = field(default_factory=dict)  # LLM kinds: {"params": SASRec fields, "train": TrainConfig fields}
-    teacher_layers: int | None = None  # slmrec: depth of the teacher
-    teacher_train: dict = field(default_factory=dict)  # slmrec: TrainConfig fields of the teacher run
-    distill: dict = field(default_factory=dict)  # slmrec: DistillConfig fields
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    data: DataConfig
-    model: ModelConfig
-    train: dict = field(default_factory=dict)  # TrainConfig fields (seed comes from `seed`)
-    protocols: tuple[tuple[str, int, int], ...] = (("sampled", 999, 0),)  # (kind, negatives, seed); first selects
-    seed: int = 0  # seeds model init, shuffling and dropout
-    eval_users: int | None = None  # evaluate on a seeded subset of this many users (None: all)
-    label: str = ""  # display name, e.g. "SLMRec_4<-8 +D_norm" (not part of the hash)
-
-    def __post_init__(self):
-        if self.model.kind not in MODEL_KINDS:
-            raise ValueError(f"unknown model kind {self.model.kind!r}; known: {', '.join(MODEL_KINDS)}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @property
-    def hash(self) -> str:
-        d = self.to_dict()
-        d.pop("label")
-        d["model"]["params"] = {k: v for k, v in d["model"]["params"].items() if k not in EXECUTION_PARAMS}
-        blob = json.dumps(d, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-    @property
-    def eval_protocols(self) -> list[EvalProtocol]:
-        return [EvalProtocol(k, n, s) for k, n, s in self.protocols]
-
-
-def with_execution(cfg: RunConfig, **params) -> RunConfig:
-    """`cfg` with other execution settings (`EXECUTION_PARAMS`): the same run, the same hash."""
-    if unknown := set(params) - set(EXECUTION_PARAMS):
-        raise ValueError(f"{sorted(unknown)} are not execution settings ({EXECUTION_PARAMS})")
-    out = replace(cfg, model=replace(cfg.model, params={**cfg.model.params, **params}))
-    assert out.hash == cfg.hash
-    return out
+MANIFEST = "manifest.json"  # sha256 of every weight file a run saved, checked before another run reads it
+RANKS = "ranks.npz"  # per-user ranks (and ties) of every protocol and stage, kept with the rows
+EVAL_SUBSET_SEED = 12345  # seed of the evaluation user subset (`eval_users`)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -130,32 +72,16 @@ def device_name() -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def atomic_write_text(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for everyone to read
-    os.replace(tmp, path)
-
-
-def _seed_everything(seed: int) -> None:
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 @lru_cache(maxsize=8)
 def get_data(cfg: DataConfig) -> SequenceData:
     """The dataset of a data config (cached in the process); a seeded user subset if asked."""
     if cfg.dataset == "synthetic":
         data = synthetic()
     else:
-        if cfg.preprocess not in ("paper", "official_code"):
-            raise ValueError(f"unknown preprocessing {cfg.preprocess!r}: use 'paper' or 'official_code'")
         pre = Preprocess.paper() if cfg.preprocess == "paper" else Preprocess.official_code()
         data = load_dataset(cfg.dataset, preprocess=pre)
-    if cfg.max_users and cfg.max_users < data.n_users:
-        keep = np.sort(np.random.default_rng(cfg.subset_seed).choice(data.n_users, cfg.max_users, replace=False))
+    keep = seeded_subset(data.n_users, cfg.max_users, cfg.subset_seed)
+    if keep is not None:
         # NOTE: items keep their ids (the item table and the candidates cover the whole catalogue)
         data = SequenceData(data.name, [data.sequences[u] for u in keep], data.n_items, data.titles,
                             dict(data.info, user_subset=cfg.max_users, subset_seed=cfg.subset_seed))
@@ -167,24 +93,96 @@ def get_split(cfg: DataConfig) -> Split:
     return leave_one_out(get_data(cfg))
 
 
-def run_dir(cfg: RunConfig, profile: str) -> Path:
-    return paths.results_dir(profile) / "runs" / cfg.hash
+def _profile_name(profile: str | Profile) -> str:
+    return profile.name if isinstance(profile, Profile) else profile
 
 
-def is_done(cfg: RunConfig, profile: str) -> bool:
-    """Whether the run has finished (its rows.csv, written last and atomically, exists)."""
-    return (run_dir(cfg, profile) / "rows.csv").exists()
-
-
-def _eval_users(cfg: RunConfig, split: Split) -> np.ndarray | None:
-    if cfg.eval_users is None or cfg.eval_users >= split.n_users:
-        return None
-    return np.sort(np.random.default_rng(12345).choice(split.n_users, cfg.eval_users, replace=False))
+def run_dir(cfg: RunConfig, profile: str | Profile) -> Path:
+    return paths.results_dir(_profile_name(profile)) / "runs" / cfg.hash
 
 
 def _sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+
+
+# ------------------------------------------------------------------------------------------ checked files
+class DamagedRun(RuntimeError):
+    """A run folder's files are not what the run wrote: the message names the folder and the fault."""
+
+
+def expected_metrics(protocol: EvalProtocol) -> set[str]:
+    return set(metrics_from_ranks(np.zeros(1), protocol.ks))
+
+
+def check_rows(cfg: RunConfig, frame: pd.DataFrame, where: Path) -> pd.DataFrame:
+    """`frame` if it holds every (protocol, stage, metric) of `cfg` with a finite value, else DamagedRun."""
+    need = {"protocol", "stage", "metric", "value"}
+    if frame.empty or not need <= set(frame.columns):
+        raise DamagedRun(f"{where}: no result rows (columns {sorted(frame.columns)})")
+    if not np.isfinite(pd.to_numeric(frame["value"], errors="coerce")).all():
+        raise DamagedRun(f"{where}: a metric value is missing or not finite")
+    have = set(zip(frame.protocol, frame.stage, frame.metric))
+    for protocol in cfg.eval_protocols:
+        for stage in ("valid", "test"):
+            lost = {(protocol.name, stage, m) for m in expected_metrics(protocol)} - have
+            if lost:
+                raise DamagedRun(f"{where}: rows of {len(lost)} metrics missing, e.g. {sorted(lost)[0]}")
+    return frame
+
+
+def read_rows(cfg: RunConfig, profile: str | Profile) -> pd.DataFrame:
+    """The checked rows of a finished run (DamagedRun if they are damaged, FileNotFoundError if absent)."""
+    path = run_dir(cfg, profile) / "rows.csv"
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DamagedRun(f"{path}: empty file") from None
+    except pd.errors.ParserError as exc:
+        raise DamagedRun(f"{path}: not a readable CSV ({exc})") from None
+    return check_rows(cfg, frame, path)
+
+
+def is_done(cfg: RunConfig, profile: str | Profile) -> bool:
+    """Whether the run has finished: its rows.csv, written last and atomically, exists and checks out.
+    A damaged one is reported (by folder) and counts as not done."""
+    if not (run_dir(cfg, profile) / "rows.csv").exists():
+        return False
+    try:
+        read_rows(cfg, profile)
+    except DamagedRun as exc:
+        print(f"[run] damaged, counted as not done: {exc}", flush=True)
+        return False
+    return True
+
+
+def save_weights(obj, folder: Path, name: str) -> None:
+    """Save a weight file atomically and record its sha256 in the run's manifest."""
+    path = folder / name
+    atomic_torch_save(obj, path)
+    manifest = json.loads((folder / MANIFEST).read_text()) if (folder / MANIFEST).exists() else {}
+    manifest[name] = sha256_file(path)
+    atomic_write_text(json.dumps(manifest, indent=2, sort_keys=True), folder / MANIFEST)
+
+
+def load_weights(dep: RunConfig, profile: str | Profile, name: str):
+    """A weight file of a finished run, after checking it against the run's manifest."""
+    folder = run_dir(dep, profile)
+    path = folder / name
+    if not path.exists():  # rows saved (e.g. committed to git) but the weights, never committed, are not here
+        raise FileNotFoundError(
+            f"run {dep.label} {dep.hash} ({dep.data.dataset}) has saved results but no weights: {path} is missing. "
+            "Copy the run folder from the machine that trained it, or move the folder away so that the run is "
+            "trained again (the runs that read the old weights keep their rows)."
+        )
+    manifest = json.loads((folder / MANIFEST).read_text()) if (folder / MANIFEST).exists() else {}
+    if name not in manifest:
+        raise DamagedRun(f"{path}: not recorded in {folder / MANIFEST}, so it cannot be checked; move the folder "
+                         "away to train the run again")
+    if sha256_file(path) != manifest[name]:
+        raise DamagedRun(f"{path}: its sha256 differs from the one recorded when the run saved it (damaged or "
+                         "replaced); move the folder away to train the run again")
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 # ------------------------------------------------------------------------------------------ running
@@ -220,81 +218,120 @@ def run_lock(folder: Path, wait: bool = True):
         yield  # closing the file releases the lock
 
 
-def run(cfg: RunConfig, profile: str, force: bool = False, quiet: bool = False,
+def run(cfg: RunConfig, profile: str | Profile, force: bool = False, quiet: bool = False,
         wait: bool | None = None) -> pd.DataFrame:
-    """Train and evaluate `cfg` (once) and return its tidy rows; see the module docstring.
+    """Train and evaluate `cfg` (once) and return its tidy rows; see the module docstring. Its
+    dependencies (item embeddings, teacher) are run first, each as a run of its own.
     `wait`: whether to wait for another process training the same run (None: `set_wait_for_busy_runs`)."""
     prof = get_profile(profile)
-    folder = run_dir(cfg, profile)
-    rows_path = folder / "rows.csv"
-    if rows_path.exists() and not force:
-        return pd.read_csv(rows_path)
+    folder = run_dir(cfg, prof)
+    if not force and is_done(cfg, prof):
+        return _labelled(read_rows(cfg, prof), cfg)
     if prof.gpu_required and cfg.model.kind in LLM_KINDS and not torch.cuda.is_available():
         raise MissingResult(
-            f"{cfg.label or cfg.model.kind} ({cfg.hash}) has no saved result in {folder.parent} and profile "
-            f"{profile!r} trains its LLM models only on a GPU. Run `python -m slmrec_lib.run --profile "
-            f"{profile}` on a GPU machine and copy its results/ here, or use PROFILE=cpu / smoke."
+            f"{cfg.label} ({cfg.hash}) has no saved result in {folder.parent} and profile "
+            f"{prof.name!r} trains its LLM models only on a GPU. Run `python -m slmrec_lib.run --profile "
+            f"{prof.name}` on a GPU machine and copy its results/ here, or use PROFILE=cpu / smoke."
         )
+    for dep in config.dependencies(cfg):
+        run(dep, prof, quiet=quiet, wait=wait)
     with run_lock(folder, _WAIT_FOR_BUSY_RUNS if wait is None else wait):
-        if rows_path.exists() and not force:  # finished by the process that held the lock
-            return pd.read_csv(rows_path)
-        return _train_and_evaluate(cfg, profile, folder, quiet)
+        if not force and is_done(cfg, prof):  # finished by the process that held the lock
+            return _labelled(read_rows(cfg, prof), cfg)
+        remove_stale_temps(folder)
+        _set_aside_damaged(folder)
+        return _labelled(_train_and_evaluate(cfg, prof, folder, quiet), cfg)
 
 
-def _train_and_evaluate(cfg: RunConfig, profile: str, folder: Path, quiet: bool) -> pd.DataFrame:
+def _labelled(frame: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
+    """Rows with the display label of the config they were asked for (a run shared by two roles, e.g.
+    the cpu profile's SASRec and its item table, is shown under the asking one's label)."""
+    return frame.assign(model=cfg.label, label=cfg.label)
+
+
+def _set_aside_damaged(folder: Path) -> None:
+    """A damaged rows.csv is renamed (kept for inspection), so that the run is trained again."""
+    rows = folder / "rows.csv"
+    if rows.exists():
+        aside = folder / f"rows.csv.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+        os.replace(rows, aside)
+        print(f"[run] {rows} was damaged; kept as {aside.name}, training the run again", flush=True)
+
+
+def _artifacts(cfg: RunConfig, prof: Profile) -> Artifacts:
+    m = cfg.model
+    return Artifacts(
+        item_embeddings=load_weights(m.item_run, prof, "item_embeddings.pt") if m.item_run else None,
+        teacher_weights=load_weights(m.teacher, prof, "model.pt") if m.teacher else None,
+    )
+
+
+def _train_and_evaluate(cfg: RunConfig, prof: Profile, folder: Path, quiet: bool) -> pd.DataFrame:
     rows_path = folder / "rows.csv"
-    atomic_write_text(json.dumps(cfg.to_dict(), indent=2, default=str), folder / "config.json")
+    atomic_write_text(json.dumps(config.to_dict(cfg), indent=2), folder / "config.json")
     if not quiet:
-        print(f"[run] {cfg.label or cfg.model.kind} {cfg.hash} on {cfg.data.dataset}", flush=True)
+        print(f"[run] {cfg.label} {cfg.hash} on {cfg.data.dataset}", flush=True)
     split = get_split(cfg.data)
-    _seed_everything(cfg.seed)
-    from .builders import build_model
-
-    model = build_model(cfg, split, profile)
+    model = build_model(cfg, split, _artifacts(cfg, prof))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     train_seconds, steps, best_step = 0.0, 0, 0
-    if cfg.model.kind != "popularity":
-        from .training import TrainConfig, fit
+    if cfg.train is not None:
+        from .training import fit
 
-        tcfg = TrainConfig(**dict(cfg.train, seed=cfg.seed))
         examples = train_examples(split, model.max_len, cfg.model.targets)
-        result = fit(model, examples, split, tcfg, folder, cfg.eval_protocols[0])
+        result = fit(model, examples, split, cfg.train, folder, cfg.eval_protocols[0])
         train_seconds, steps, best_step = result.train_seconds, result.steps, result.best_step
     model.to(device)
     trainable = {k: v.detach().cpu() for k, v in model.named_parameters() if v.requires_grad}
-    torch.save(trainable, folder / "model.pt")
+    save_weights(trainable, folder, "model.pt")
     if cfg.model.kind == "sasrec":
-        torch.save(model.item_table().detach().cpu(), folder / "item_table.pt")
+        save_weights(model.item_embeddings().detach().cpu(), folder, "item_embeddings.pt")
 
-    users = _eval_users(cfg, split)
+    users = seeded_subset(split.n_users, cfg.eval_users, EVAL_SUBSET_SEED)
     n_users = split.n_users if users is None else len(users)
     base = dict(
-        run_id=f"{profile}-{cfg.hash}", config_hash=cfg.hash, git_sha=git_sha(), profile=profile,
-        dataset=cfg.data.dataset, n_users=n_users, model=cfg.label or cfg.model.kind, kind=cfg.model.kind,
-        layers=_layers(cfg, model), teacher_layers=cfg.model.teacher_layers, seed=cfg.seed,
+        run_id=f"{prof.name}-{cfg.hash}", config_hash=cfg.hash, git_sha=git_sha(), profile=prof.name,
+        dataset=cfg.data.dataset, n_users=n_users, model=cfg.label, **config.columns(cfg), seed=cfg.seed,
         device=device_name(), runs_per_device=int(os.environ.get("SLMREC_RUNS_PER_DEVICE", "1")),
         train_seconds=train_seconds, steps=steps, best_step=best_step,
         train_params=sum(v.numel() for v in trainable.values()),
         inference_params=inference_params(model),
     )
-    rows = []
+    rows, kept = [], {}
     stamp = f"{steps}-{best_step}-{train_seconds!r}"  # this training's result: another one's ranks are not reused
     for protocol in cfg.eval_protocols:
         for stage in ("valid", "test"):
             ranks, seconds = _stage_ranks(model, split, protocol, stage, users, folder, stamp)
+            kept[f"{protocol.name}/{stage}"] = ranks
             for metric, value in metrics_from_ranks(ranks, protocol.ks).items():
                 rows.append(dict(base, protocol=protocol.name, stage=stage, metric=metric, value=value,
                                  eval_seconds=seconds, eval_seconds_per_user=seconds / max(n_users, 1)))
-    frame = pd.DataFrame(rows)
+    _save_ranks(folder, kept, users)
+    frame = check_rows(cfg, pd.DataFrame(rows), rows_path)
     atomic_write_text(frame.to_csv(index=False), rows_path)
     _cleanup_partial(folder)
-    return pd.read_csv(rows_path)  # the same frame whether the run was trained now or earlier
+    return read_rows(cfg, prof)  # the same frame whether the run was trained now or earlier
 
 
-def _layers(cfg: RunConfig, model) -> int | None:
-    if cfg.model.kind in LLM_KINDS:
-        return cfg.model.layers if cfg.model.layers is not None else getattr(model, "n_layers", None)
-    return cfg.model.params.get("layers")
+def _save_ranks(folder: Path, ranks: dict[str, np.ndarray], users: np.ndarray | None) -> None:
+    """Per-user 0-based ranks of the positives, one array a "protocol/stage", for paired tests over
+    users (compressed: about 100 KB a run on Beauty)."""
+    arrays = {k.replace("/", "__"): np.asarray(v, dtype=np.int32) for k, v in ranks.items()}
+    if users is not None:
+        arrays["users"] = np.asarray(users, dtype=np.int32)
+    tmp = folder / f".{RANKS}.tmp{os.getpid()}.npz"
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, folder / RANKS)
+
+
+def load_ranks(cfg: RunConfig, profile: str | Profile) -> dict[str, np.ndarray] | None:
+    """The per-user ranks a finished run kept ({"<protocol>/<stage>": ranks, "users": ...}), or None for
+    a run that predates them."""
+    path = run_dir(cfg, profile) / RANKS
+    if not path.exists():
+        return None
+    with np.load(path) as saved:
+        return {k.replace("__", "/"): saved[k] for k in saved.files}
 
 
 def inference_params(model) -> int:
@@ -333,43 +370,44 @@ def _cleanup_partial(folder: Path) -> None:
             path.unlink()
 
 
-def run_all(cfgs: list[RunConfig], profile: str, progress: bool = True) -> pd.DataFrame:
-    """Run every config (those already done are read back) and return all rows.
+def run_all(cfgs: list[RunConfig], profile: str | Profile, progress: bool = True) -> pd.DataFrame:
+    """Run every config (those already done are read back) and return all rows, each labelled as its
+    config is (`config.label`).
 
     A profile that trains on a GPU (`gpu_required`), read on a machine without one, trains nothing:
     the finished runs are read back and the others are named, in a printed list and in
     `rows.attrs["missing"]` (label, dataset, seed, hash), so that a notebook shows what it lacks.
     """
+    prof = get_profile(profile)
     frames = []
-    todo = [c for c in cfgs if not is_done(c, profile)]
-    read_only = get_profile(profile).gpu_required and not torch.cuda.is_available()
+    todo = [c for c in cfgs if not is_done(c, prof)]
+    read_only = prof.gpu_required and not torch.cuda.is_available()
     if todo and progress:
         verb = "not run yet (this profile trains on a GPU; see docs/gpu.md)" if read_only else "to run"
         print(f"{len(cfgs) - len(todo)} of {len(cfgs)} runs already done; {len(todo)} {verb}", flush=True)
         if read_only:
             for c in todo:
-                print(f"  missing: {c.label or c.model.kind} on {c.data.dataset}, seed {c.seed} ({c.hash})")
+                print(f"  missing: {c.label} on {c.data.dataset}, seed {c.seed} ({c.hash})")
     skip = {c.hash for c in todo} if read_only else set()
     for cfg in cfgs:
-        if cfg.hash in skip:
-            continue
-        frame = run(cfg, profile)
-        frame["model"] = cfg.label or frame["model"]
-        frames.append(frame)
+        if cfg.hash not in skip:
+            frames.append(run(cfg, prof))
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    out.attrs["missing"] = [dict(label=c.label or c.model.kind, dataset=c.data.dataset, seed=c.seed, hash=c.hash)
+    out.attrs["missing"] = [dict(label=c.label, dataset=c.data.dataset, seed=c.seed, hash=c.hash)
                             for c in todo] if read_only else []
     return out
 
 
-def collect(profile: str) -> pd.DataFrame:
-    """Every finished run's rows of a profile."""
-    files = sorted((paths.results_dir(profile) / "runs").glob("*/rows.csv"))
+def collect(profile: str | Profile) -> pd.DataFrame:
+    """Every finished run's rows of a profile, whatever plan made them (for inspection; tables and
+    notebooks read the runs of their plan with `run_all`)."""
+    files = sorted((paths.results_dir(_profile_name(profile)) / "runs").glob("*/rows.csv"))
     return pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else pd.DataFrame()
 
 
-def load_config(folder: Path) -> dict:
-    return json.loads((folder / "config.json").read_text())
+def load_config(folder: Path) -> RunConfig:
+    """The RunConfig a run folder was made for (config.json, either layout)."""
+    return config.from_dict(json.loads((folder / "config.json").read_text()))
 
 
 def summarize(rows: pd.DataFrame, by=("dataset", "model"), stage: str = "test") -> pd.DataFrame:

@@ -19,6 +19,13 @@ import os
 import sys
 from dataclasses import dataclass, field, replace
 
+from .models.bert4rec import BERT4RecConfig
+from .models.gru4rec import GRU4RecConfig
+from .models.llmrec import LLMRecConfig
+from .models.p5 import P5Config
+from .models.sasrec import SASRecConfig
+from .training import TrainConfig
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -36,14 +43,14 @@ class Profile:
     seeds: tuple[int, ...]  # seeds of the main table and the ablations (the layer scan uses the first)
     n_negatives: int  # negatives of the sampled protocol (the paper: 999)
     full_ranking: bool  # also evaluate with full ranking (every item, history masked)
-    baseline_params: dict = field(default_factory=dict)  # kind ("sasrec", "gru4rec", "bert4rec") -> its settings
-    baseline_train: dict = field(default_factory=dict)  # TrainConfig fields for them
-    item_table_params: dict = field(default_factory=dict)  # the SASRec whose item table the LLMs read
-    llm_params: dict = field(default_factory=dict)  # LLMRecConfig fields shared by teacher and student
-    teacher_train: dict = field(default_factory=dict)  # TrainConfig fields of E4SRec_k / teachers
-    student_train: dict = field(default_factory=dict)  # TrainConfig fields of SLMRec students
-    p5_params: dict = field(default_factory=dict)  # P5Config fields
-    p5_train: dict = field(default_factory=dict)  # TrainConfig fields of P5
+    baseline_params: dict = field(default_factory=dict)  # kind ("sasrec", "gru4rec", "bert4rec") -> its config
+    baseline_train: TrainConfig = field(default_factory=TrainConfig)  # training of the baselines
+    item_table_params: SASRecConfig = field(default_factory=SASRecConfig)  # the SASRec whose item embeddings the LLMs read
+    llm_params: LLMRecConfig = field(default_factory=LLMRecConfig)  # shared by teacher and student (n_layers set per run)
+    teacher_train: TrainConfig = field(default_factory=TrainConfig)  # training of E4SRec_k / teachers
+    student_train: TrainConfig = field(default_factory=TrainConfig)  # training of SLMRec students
+    p5_params: P5Config = field(default_factory=P5Config)  # P5 (backbone and n_layers set per run)
+    p5_train: TrainConfig = field(default_factory=TrainConfig)  # training of P5
     p5_eval_users: int | None = None  # P5 scores 1000 candidates by likelihood: a seeded user subset
     llm_targets: str = "last"  # training rows of the LLM models: "last" (the authors') or "prefixes"
     gpu_required: bool = False  # LLM models train only on a GPU (baselines may train anywhere); without
@@ -55,10 +62,11 @@ class Profile:
         return {self.depth: 32, self.mid: 8, self.small: 4}
 
 
-_SASREC = dict(hidden=64, layers=2, heads=2, max_len=50, dropout=0.5)
-_BASELINE = dict(sasrec=_SASREC, gru4rec=dict(max_len=50), bert4rec=dict(max_len=50))
-_ITEM_TABLE = dict(hidden=128, layers=2, heads=2, max_len=50, dropout=0.5)
-_LLM = dict(max_len=30, lora_r=16, lora_alpha=16, lora_dropout=0.05)
+T = TrainConfig
+_SASREC = SASRecConfig(hidden=64, layers=2, heads=2, max_len=50, dropout=0.5)
+_BASELINE = dict(sasrec=_SASREC, gru4rec=GRU4RecConfig(max_len=50), bert4rec=BERT4RecConfig(max_len=50))
+_ITEM_TABLE = replace(_SASREC, hidden=128)
+_LLM = LLMRecConfig(max_len=30, lora_r=16, lora_alpha=16, lora_dropout=0.05)
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
@@ -76,16 +84,17 @@ PROFILES: dict[str, Profile] = {
         seeds=(0,),
         n_negatives=50,
         full_ranking=True,
-        baseline_params=dict(sasrec=dict(_SASREC, hidden=16), gru4rec=dict(max_len=20, embed=16, hidden=16),
-                             bert4rec=dict(max_len=20, hidden=16)),
-        baseline_train=dict(epochs=2, batch_size=64, patience=None, progress=False),
-        item_table_params=dict(_ITEM_TABLE, hidden=16),
+        baseline_params=dict(sasrec=replace(_SASREC, hidden=16),
+                             gru4rec=GRU4RecConfig(max_len=20, embed=16, hidden=16),
+                             bert4rec=BERT4RecConfig(max_len=20, hidden=16)),
+        baseline_train=T(epochs=2, batch_size=64, patience=None, progress=False),
+        item_table_params=replace(_ITEM_TABLE, hidden=16),
         # a short prompt: the tiny tokenizer is character-level, and the paper's prompt is ~250 characters
-        llm_params=dict(_LLM, max_len=10, lora_r=4, lora_alpha=4, instruction="Items:", response="\nNext:"),
-        teacher_train=dict(epochs=1, batch_size=32, lr=3e-3, patience=None, progress=False),
-        student_train=dict(epochs=1, batch_size=32, lr=3e-3, patience=None, progress=False),
-        p5_params=dict(max_len=5, lora_r=4, lora_alpha=4),
-        p5_train=dict(epochs=1, batch_size=32, lr=3e-3, patience=None, progress=False),
+        llm_params=replace(_LLM, max_len=10, lora_r=4, lora_alpha=4, instruction="Items:", response="\nNext:"),
+        teacher_train=T(epochs=1, batch_size=32, lr=3e-3, patience=None, progress=False),
+        student_train=T(epochs=1, batch_size=32, lr=3e-3, patience=None, progress=False),
+        p5_params=P5Config(max_len=5, lora_r=4, lora_alpha=4),
+        p5_train=T(epochs=1, batch_size=32, lr=3e-3, patience=None, progress=False),
         p5_eval_users=30,
     ),
     "cpu": Profile(
@@ -105,13 +114,13 @@ PROFILES: dict[str, Profile] = {
         n_negatives=999,
         full_ranking=False,
         baseline_params=_BASELINE,
-        baseline_train=dict(epochs=5, batch_size=256, schedule="constant", patience=None, valid_users=500),
+        baseline_train=T(epochs=5, batch_size=256, schedule="constant", patience=None, valid_users=500),
         item_table_params=_SASREC,  # d0 = 64: the SASRec baseline's own table, trained once for both rows
         llm_params=_LLM,
-        teacher_train=dict(max_steps=80, batch_size=16, lr=1e-3, warmup_steps=5, patience=None, valid_users=250),
-        student_train=dict(max_steps=80, batch_size=16, lr=1e-3, warmup_steps=5, patience=None, valid_users=250),
-        p5_params=dict(max_len=10),
-        p5_train=dict(max_steps=50, batch_size=16, lr=1e-3, patience=None),
+        teacher_train=T(max_steps=80, batch_size=16, lr=1e-3, warmup_steps=5, patience=None, valid_users=250),
+        student_train=T(max_steps=80, batch_size=16, lr=1e-3, warmup_steps=5, patience=None, valid_users=250),
+        p5_params=P5Config(max_len=10),
+        p5_train=T(max_steps=50, batch_size=16, lr=1e-3, patience=None),
         p5_eval_users=10,  # 1000 candidates by likelihood: about 10 CPU-seconds a user at 8 layers
     ),
     "gpu": Profile(
@@ -130,21 +139,21 @@ PROFILES: dict[str, Profile] = {
         n_negatives=999,
         full_ranking=True,
         baseline_params=_BASELINE,
-        baseline_train=dict(epochs=200, batch_size=256, patience=10, mixed_precision="bf16", progress=False),
+        baseline_train=T(epochs=200, batch_size=256, patience=10, mixed_precision="bf16", progress=False),
         item_table_params=_ITEM_TABLE,
         llm_params=_LLM,
-        teacher_train=dict(epochs=3, batch_size=256, lr=1e-3, warmup_steps=20, patience=None,
-                           valid_users=4000, mixed_precision="bf16", progress=False),
-        student_train=dict(epochs=5, batch_size=256, lr=1e-3, warmup_steps=20, patience=None,
-                           valid_users=4000, mixed_precision="bf16", progress=False),
+        teacher_train=T(epochs=3, batch_size=256, lr=1e-3, warmup_steps=20, patience=None,
+                        valid_users=4000, mixed_precision="bf16", progress=False),
+        student_train=T(epochs=5, batch_size=256, lr=1e-3, warmup_steps=20, patience=None,
+                        valid_users=4000, mixed_precision="bf16", progress=False),
         # P5 scores 1,000 candidates a user by likelihood: 8 users at once (1.4 GB a user at 8 layers, so
         # about 5 GB at 30) and 500 users to validate and test; the first try (2 at once, 2,000 users)
         # did not finish in 12 min. Measured on the H200: the Beauty run's process held 98 GB while
         # scoring (allocator cache included), so two P5 runs do not fit on one GPU. chunk_rows is an
         # execution setting (not in the hash); results/gpu/p5_chunk_rows.csv (H200, Sports, 16 users):
         # 0.31 s a user at 256 rows, 0.12 at 1024, 0.10 at 4096 (peak 35, 38, 48 GB).
-        p5_params=dict(max_len=20, score_users=8, chunk_rows=4096),
-        p5_train=dict(epochs=3, batch_size=64, lr=1e-3, patience=None, mixed_precision="bf16", progress=True),
+        p5_params=P5Config(max_len=20, score_users=8, chunk_rows=4096),
+        p5_train=T(epochs=3, batch_size=64, lr=1e-3, patience=None, mixed_precision="bf16", progress=True),
         p5_eval_users=500,
         gpu_required=True,
     ),
@@ -164,15 +173,15 @@ PROFILES: dict[str, Profile] = {
         n_negatives=999,
         full_ranking=False,
         baseline_params=_BASELINE,
-        baseline_train=dict(epochs=200, batch_size=256, patience=10, mixed_precision="bf16", progress=True),
+        baseline_train=T(epochs=200, batch_size=256, patience=10, mixed_precision="bf16", progress=True),
         item_table_params=_ITEM_TABLE,
         llm_params=_LLM,
-        teacher_train=dict(epochs=3, batch_size=256, lr=1e-3, warmup_steps=100, patience=None,
-                           eval_every=100, mixed_precision="bf16"),
-        student_train=dict(epochs=5, batch_size=256, lr=1e-3, warmup_steps=50, patience=None,
-                           eval_every=100, mixed_precision="bf16"),
-        p5_params=dict(max_len=20),
-        p5_train=dict(epochs=3, batch_size=64, lr=1e-3, patience=None, mixed_precision="bf16"),
+        teacher_train=T(epochs=3, batch_size=256, lr=1e-3, warmup_steps=100, patience=None,
+                        eval_every=100, mixed_precision="bf16"),
+        student_train=T(epochs=5, batch_size=256, lr=1e-3, warmup_steps=50, patience=None,
+                        eval_every=100, mixed_precision="bf16"),
+        p5_params=P5Config(max_len=20),
+        p5_train=T(epochs=3, batch_size=64, lr=1e-3, patience=None, mixed_precision="bf16"),
         p5_eval_users=5000,
         gpu_required=True,
     ),
@@ -183,8 +192,11 @@ class ProfileError(ValueError):
     pass
 
 
-def get_profile(name: str, **overrides) -> Profile:
-    """The named profile, with fields replaced by `overrides` (e.g. datasets=("sports",))."""
+def get_profile(name: "str | Profile", **overrides) -> Profile:
+    """The named profile, with fields replaced by `overrides` (e.g. datasets=("sports",)); a Profile
+    is returned as it is (with the overrides), so that an overridden profile reaches every layer."""
+    if isinstance(name, Profile):
+        return replace(name, **overrides) if overrides else name
     if name not in PROFILES:
         raise ProfileError(f"unknown profile {name!r}; known profiles: {', '.join(PROFILES)}")
     return replace(PROFILES[name], **overrides) if overrides else PROFILES[name]

@@ -27,23 +27,31 @@ import sys
 import time
 import traceback
 
-from . import experiment, studies
-from .experiment import LLM_KINDS, MODEL_KINDS
-from .profiles import ProfileError, get_profile
+from . import config, experiment, studies
+from .config import LLM_KINDS, MODEL_KINDS
+from .data import DataError, check_dataset
+from .profiles import Profile, ProfileError, get_profile
 from .training import TrainingInterrupted
 
 
-def plan(profile: str, names: list[str], datasets: list[str], seeds: list[int] | None = None,
+class EmptyPlan(ValueError):
+    """Nothing in the studies matched what was asked (a seed or model kind the profile does not plan)."""
+
+
+def plan(profile: str | Profile, names: list[str], datasets: list[str], seeds: list[int] | None = None,
          models: list[str] | None = None) -> list:
     """Every study's runs, in order (the LLM runs, then the baselines, P5 last), without repeats; `seeds`
     keeps only those seeds and `models` only those model kinds (a run's dependencies, e.g. the item table,
-    still train)."""
+    still train). A filter that leaves nothing raises EmptyPlan, naming what the studies plan."""
     if models is not None and (unknown := set(models) - set(MODEL_KINDS)):
         raise ValueError(f"unknown model kind(s) {sorted(unknown)}; known: {sorted(MODEL_KINDS)}")
+    profile = get_profile(profile)
+    planned: list = []
     out, seen = [], set()
     for dataset in datasets:
         for name in names:
             for cfg in studies.study(name, profile, dataset):
+                planned.append(cfg)
                 if seeds is not None and cfg.seed not in seeds:
                     continue
                 if models is not None and cfg.model.kind not in models:
@@ -51,6 +59,11 @@ def plan(profile: str, names: list[str], datasets: list[str], seeds: list[int] |
                 if cfg.hash not in seen:
                     seen.add(cfg.hash)
                     out.append(cfg)
+    if not out:
+        raise EmptyPlan(
+            f"no run of studies {names} on {datasets} matches seeds {seeds} and model kinds {models}; profile "
+            f"{profile.name!r} plans seeds {sorted({c.seed for c in planned})} and kinds "
+            f"{sorted({c.model.kind for c in planned})}")
     # the paper's claims first; P5's slow scoring last
     return sorted(out, key=lambda c: (c.model.kind == "p5", c.model.kind not in LLM_KINDS))
 
@@ -60,8 +73,6 @@ def work(cfgs: list, profile: str, budget_minutes: float | None = None, name: st
     """Train the unfinished runs of `cfgs`, sharing them with other processes: see the module docstring.
     Returns 0 when all are done, 3 when the budget ran out first, 1 when a run failed (its traceback
     is printed; the other runs go on), 128 + the signal's number when a signal stopped a training."""
-    from .builders import dependencies
-
     experiment.set_wait_for_busy_runs(False)  # a busy dependency makes this worker take other work
     start, failed = time.time(), set()
     tag = f"[{name}] " if name else ""
@@ -74,7 +85,7 @@ def work(cfgs: list, profile: str, budget_minutes: float | None = None, name: st
             return 3
         started = False
         for cfg in pending:
-            chain = [d for d in dependencies(cfg) if not experiment.is_done(d, profile)] + [cfg]
+            chain = [d for d in config.dependencies(cfg) if not experiment.is_done(d, profile)] + [cfg]
             if any(d.hash in failed for d in chain):
                 failed.add(cfg.hash)
                 continue
@@ -173,12 +184,14 @@ def main(argv=None) -> int:
         return 2
     datasets = args.dataset or list(prof.datasets)
     try:
-        cfgs = plan(args.profile, args.study, datasets, args.seeds, args.models)
-    except ValueError as exc:
+        for dataset in datasets:  # a bad name or a missing file is said once, before any run starts
+            check_dataset(dataset)
+        cfgs = plan(prof, args.study, datasets, args.seeds, args.models)
+    except (ValueError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.p5_chunk_rows is not None:
-        cfgs = [experiment.with_execution(c, chunk_rows=args.p5_chunk_rows) if c.model.kind == "p5" else c
+        cfgs = [config.with_execution(c, chunk_rows=args.p5_chunk_rows) if c.model.kind == "p5" else c
                 for c in cfgs]
     if args.list:
         for c in cfgs:

@@ -7,9 +7,10 @@ n-layer student of an m-layer teacher. `paper_row(label, profile)` maps a label 
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import replace
 
-from .experiment import DataConfig, ModelConfig, RunConfig
+from .config import DataConfig, ModelConfig, RunConfig
+from .evaluation import EvalProtocol
 from .models.slmrec import DistillConfig
 from .profiles import Profile, get_profile
 
@@ -20,78 +21,80 @@ VARIANTS = {
     " +L_ms": dict(w_norm=0.0),
     " +D_norm +L_ms": dict(),
 }
-BASELINES = {"popularity": "Popularity", "gru4rec": "GRU4Rec", "bert4rec": "BERT4Rec", "sasrec": "SASRec"}
+BASELINES = ("popularity", "gru4rec", "bert4rec", "sasrec")
 
 
-def protocols(prof: Profile) -> tuple:
-    out = (("sampled", prof.n_negatives, 0),)
-    return out + (("full", 0, 0),) if prof.full_ranking else out
+def protocols(prof: Profile) -> tuple[EvalProtocol, ...]:
+    out = (EvalProtocol("sampled", prof.n_negatives, 0),)
+    return out + (EvalProtocol("full", 0, 0),) if prof.full_ranking else out
 
 
 def data(prof: Profile, dataset: str) -> DataConfig:
     return DataConfig(dataset=dataset, max_users=prof.max_users)
 
 
-def _run(prof: Profile, dataset: str, model: ModelConfig, train: dict, seed: int, label: str) -> RunConfig:
+def _run(prof: Profile, dataset: str, model: ModelConfig, train, seed: int, role: str = "") -> RunConfig:
     """A run on the profile's data, protocols and evaluation users."""
-    return RunConfig(data(prof, dataset), model, train=dict(train), protocols=protocols(prof), seed=seed,
-                     label=label, eval_users=prof.eval_users)
+    return RunConfig(data(prof, dataset), model, train=train, protocols=protocols(prof), seed=seed,
+                     eval_users=prof.eval_users, role=role)
 
 
 def baseline(prof: Profile, dataset: str, kind: str, seed: int = 0) -> RunConfig:
-    params = dict(prof.baseline_params.get(kind, {}))
-    return _run(prof, dataset, ModelConfig(kind=kind, params=params, targets="all"), prof.baseline_train, seed,
-                BASELINES[kind])
+    if kind == "popularity":
+        return _run(prof, dataset, ModelConfig("popularity"), None, seed)
+    return _run(prof, dataset, ModelConfig(kind, prof.baseline_params[kind], targets="all"), prof.baseline_train,
+                seed)
 
 
-def _llm_model(prof: Profile, kind: str, layers: int, **extra) -> ModelConfig:
-    return ModelConfig(kind=kind, params=dict(prof.llm_params), targets=prof.llm_targets, layers=layers,
-                       backbone=prof.backbone,
-                       item_table=dict(params=dict(prof.item_table_params), train=dict(prof.baseline_train)),
-                       **extra)
+def item_run(prof: Profile, dataset: str) -> RunConfig:
+    """The SASRec whose item embeddings every LLM run of the profile reads (seed 0, one a dataset)."""
+    return _run(prof, dataset, ModelConfig("sasrec", prof.item_table_params, targets="all"), prof.baseline_train,
+                0, role="item table")
+
+
+def _llm_model(prof: Profile, dataset: str, kind: str, layers: int, **extra) -> ModelConfig:
+    return ModelConfig(kind, replace(prof.llm_params, n_layers=layers), targets=prof.llm_targets,
+                       backbone=prof.backbone, item_run=item_run(prof, dataset), **extra)
 
 
 def e4srec(prof: Profile, dataset: str, layers: int, seed: int = 0) -> RunConfig:
-    return _run(prof, dataset, _llm_model(prof, "e4srec", layers), prof.teacher_train, seed, f"E4SRec_{layers}")
+    return _run(prof, dataset, _llm_model(prof, dataset, "e4srec", layers), prof.teacher_train, seed)
 
 
 def slmrec(prof: Profile, dataset: str, student: int, teacher: int, seed: int = 0, variant: str = " +D_norm +L_ms",
            **distill) -> RunConfig:
-    # a setting equal to DistillConfig's default is left out of the config (so "blocks=4" reuses the
-    # default student's run) but kept in the label, which is how the notebooks find it
-    defaults = {f.name: f.default for f in dataclasses.fields(DistillConfig)}
-    settings = dict(VARIANTS[variant], **{k: v for k, v in distill.items() if defaults.get(k, object()) != v})
-    suffix = "".join(f" {k}={v}" for k, v in sorted(distill.items()))
-    model = _llm_model(prof, "slmrec", student, teacher_layers=teacher, teacher_train=dict(prof.teacher_train),
-                       distill=settings)
-    return _run(prof, dataset, model, prof.student_train, seed, f"SLMRec_{student}<-{teacher}{variant}{suffix}")
+    """SLMRec_{student<-teacher}: a VARIANTS entry (which losses are on) and other DistillConfig fields."""
+    settings = DistillConfig(**dict(VARIANTS[variant], **distill))
+    trained = e4srec(prof, dataset, teacher, seed) if settings.mode == "offline" else None
+    model = _llm_model(prof, dataset, "slmrec", student, teacher_layers=teacher, teacher=trained, distill=settings)
+    return _run(prof, dataset, model, prof.student_train, seed)
 
 
 def p5(prof: Profile, dataset: str, seed: int = 0) -> RunConfig:
-    model = ModelConfig(kind="p5", params=dict(prof.p5_params), targets="last", layers=prof.depth,
-                        backbone=prof.backbone)
+    params = replace(prof.p5_params, backbone=prof.backbone, n_layers=prof.depth)
+    model = ModelConfig("p5", params, targets="last", backbone=prof.backbone)
     # scoring 1000 candidates by likelihood is slow: validation uses the evaluation's user count too
-    train = {"valid_users": prof.p5_eval_users, **prof.p5_train}
-    return RunConfig(data(prof, dataset), model, train=train, protocols=(("sampled", prof.n_negatives, 0),),
-                     seed=seed, eval_users=prof.p5_eval_users, label=f"P5_{prof.depth}")
+    train = replace(prof.p5_train, valid_users=prof.p5_eval_users)
+    return RunConfig(data(prof, dataset), model, train=train, protocols=protocols(prof)[:1], seed=seed,
+                     eval_users=prof.p5_eval_users)
 
 
 def _unique(cfgs: list[RunConfig]) -> list[RunConfig]:
     seen, out = set(), []
     for c in cfgs:
-        if (c.hash, c.label) not in seen:
-            seen.add((c.hash, c.label))
+        if c.hash not in seen:
+            seen.add(c.hash)
             out.append(c)
     return out
 
 
-def layer_scan(profile: str, dataset: str) -> list[RunConfig]:
+def layer_scan(profile: str | Profile, dataset: str) -> list[RunConfig]:
     prof = get_profile(profile)
     seed = prof.seeds[0]
     return [e4srec(prof, dataset, k, seed) for k in prof.scan_depths] + [baseline(prof, dataset, "sasrec", seed)]
 
 
-def main_table(profile: str, dataset: str, with_p5: bool = True) -> list[RunConfig]:
+def main_table(profile: str | Profile, dataset: str, with_p5: bool = True) -> list[RunConfig]:
     prof = get_profile(profile)
     cfgs = []
     for seed in prof.seeds:
@@ -106,7 +109,7 @@ def main_table(profile: str, dataset: str, with_p5: bool = True) -> list[RunConf
     return _unique(cfgs)
 
 
-def ablation(profile: str, dataset: str) -> list[RunConfig]:
+def ablation(profile: str | Profile, dataset: str) -> list[RunConfig]:
     prof = get_profile(profile)
     cfgs = []
     for seed in prof.seeds:
@@ -115,7 +118,7 @@ def ablation(profile: str, dataset: str) -> list[RunConfig]:
     return _unique(cfgs)
 
 
-def online_kd(profile: str, dataset: str) -> list[RunConfig]:
+def online_kd(profile: str | Profile, dataset: str) -> list[RunConfig]:
     prof = get_profile(profile)
     cfgs = []
     for seed in prof.seeds:
@@ -124,7 +127,7 @@ def online_kd(profile: str, dataset: str) -> list[RunConfig]:
     return _unique(cfgs)
 
 
-def block_count(profile: str, dataset: str) -> list[RunConfig]:
+def block_count(profile: str | Profile, dataset: str) -> list[RunConfig]:
     prof = get_profile(profile)
     blocks = [b for b in prof.block_counts if b <= prof.small]
     # b = 1 has no intermediate block end for the L_ms heads, so its run is D_cos + D_norm only
@@ -137,7 +140,7 @@ STUDIES = {"layer_scan": layer_scan, "main_table": main_table, "ablation": ablat
            "block_count": block_count}
 
 
-def study(name: str, profile: str, dataset: str) -> list[RunConfig]:
+def study(name: str, profile: str | Profile, dataset: str) -> list[RunConfig]:
     if name not in STUDIES:
         raise ValueError(f"unknown study {name!r}; known: {', '.join(STUDIES)}")
     return STUDIES[name](profile, dataset)

@@ -1,4 +1,5 @@
-"""Markdown tables of a profile's saved runs for the README: every model, mean ± std over seeds,
+"""Markdown tables of a profile's saved runs for the README (the runs its studies plan, selected by
+config, so runs of other settings that share a label are never mixed in): every model, mean ± std over seeds,
 the sampled protocol's HR@1 / HR@10 / NDCG@10 / MRR and full ranking's HR@10 / NDCG@10 (test stage,
 percent).
 
@@ -12,21 +13,31 @@ import sys
 
 import pandas as pd
 
-from . import experiment, studies
+from . import config, experiment, studies
 
 METRICS = (("sampled", "HR@1"), ("sampled", "HR@10"), ("sampled", "NDCG@10"), ("sampled", "MRR"),
            ("full", "HR@10"), ("full", "NDCG@10"))
 
 
-def model_order(profile: str, dataset: str) -> list[str]:
-    """The labels in the studies' order, the item table after SASRec."""
-    by_label = {c.label: c.model for n in studies.STUDIES for c in studies.study(n, profile, dataset)}
-    kinds = ("popularity", "gru4rec", "bert4rec", "sasrec", "e4srec", "slmrec", "p5")  # the paper's row order
-    labels = sorted(by_label, key=lambda lab: (kinds.index(by_label[lab].kind),  # E4SRec by depth, else as planned
-                                               (by_label[lab].layers or 0) if by_label[lab].kind == "e4srec" else 0))
-    if "SASRec" in labels:
-        labels.insert(labels.index("SASRec") + 1, "SASRec item table")
-    return labels
+def planned_runs(profile: str, dataset: str) -> list:
+    """The runs of every study of the profile on `dataset` and their dependencies (the item table), in
+    the paper's row order: baselines, E4SRec by depth, SLMRec as planned, P5."""
+    cfgs = {}
+    for name in studies.STUDIES:
+        for cfg in studies.study(name, profile, dataset):
+            for c in [*config.dependencies(cfg), cfg]:
+                cfgs.setdefault(c.hash, c)  # a run that is also the item table (cpu profile) is shown as that
+    order = ("popularity", "gru4rec", "bert4rec", "sasrec", "e4srec", "slmrec", "p5")
+    ranked = sorted(enumerate(cfgs.values()), key=lambda ic: (
+        order.index(ic[1].model.kind), ic[1].role != "", ic[1].model.layers or 0 if ic[1].model.kind == "e4srec" else 0,
+        ic[0]))
+    return [c for _, c in ranked]
+
+
+def saved_rows(cfgs: list, profile: str) -> pd.DataFrame:
+    """The rows of the finished runs among `cfgs` (nothing is trained), each under its config's label."""
+    frames = [experiment.run(c, profile) for c in cfgs if experiment.is_done(c, profile)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def markdown(rows: pd.DataFrame, order: list[str]) -> str:
@@ -53,16 +64,13 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", required=True)
     parser.add_argument("--dataset", nargs="+", required=True)
     args = parser.parse_args(argv)
-    rows = experiment.collect(args.profile)
-    if rows.empty:
-        print(f"error: no saved runs of profile {args.profile!r}", file=sys.stderr)
-        return 2
     for dataset in args.dataset:
-        part = rows[rows.dataset == dataset]
-        if part.empty:
+        cfgs = planned_runs(args.profile, dataset)
+        rows = saved_rows(cfgs, args.profile)
+        if rows.empty:
             print(f"error: no saved runs of {dataset!r} in profile {args.profile!r}", file=sys.stderr)
             return 2
-        print(f"\n{dataset}\n\n{markdown(part, model_order(args.profile, dataset))}")
+        print(f"\n{dataset}\n\n{markdown(rows, list(dict.fromkeys(c.label for c in cfgs)))}")
     return 0
 
 

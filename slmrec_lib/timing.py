@@ -74,13 +74,13 @@ class TimingConfig:
 
 def settings_for(prof: Profile) -> TimingConfig:
     """Timing sizes of a profile: small on a CPU, the profile's own batches on a GPU."""
-    bf16 = prof.teacher_train.get("mixed_precision") == "bf16"
+    bf16 = prof.teacher_train.mixed_precision == "bf16"
     if prof.gpu_required:
-        return TimingConfig(users=1024, batch_size=256, train_batch_size=prof.teacher_train.get("batch_size", 256),
+        return TimingConfig(users=1024, batch_size=256, train_batch_size=prof.teacher_train.batch_size,
                             warmup=3, repeats=10, bf16=bf16)
     if prof.backbone.startswith("tiny"):  # the smoke profile: a pipeline check, kept to seconds
         return TimingConfig(users=8, batch_size=8, train_batch_size=4, warmup=1, repeats=3)
-    return TimingConfig(users=32, batch_size=16, train_batch_size=min(16, prof.teacher_train.get("batch_size", 16)),
+    return TimingConfig(users=32, batch_size=16, train_batch_size=min(16, prof.teacher_train.batch_size),
                         warmup=1, repeats=3, bf16=bf16)
 
 
@@ -164,28 +164,25 @@ def train_ms_per_step(model, batch: dict[str, torch.Tensor], cfg: TimingConfig) 
 
 
 # ------------------------------------------------------------------------------------------ models
-def _llmrec(prof: Profile, layers: int, table: torch.Tensor):
-    from .builders import load_backbone_spec
-    from .models.llmrec import LLMRec, LLMRecConfig
+def models_to_time(prof: Profile, dataset: str, split, seed: int = 0):
+    """Yield (label, kind, model): E4SRec at depth / mid / small, then the SLMRec student with its teacher,
+    each built by the runner's builder from the study's own config."""
+    from . import studies
+    from .builders import Artifacts, build_model
 
-    backbone, tokenizer = load_backbone_spec(prof.backbone)
-    return LLMRec(backbone, tokenizer, table, LLMRecConfig(**dict(prof.llm_params, n_layers=layers)))
-
-
-def models_to_time(prof: Profile, n_items: int, seed: int = 0):
-    """Yield (label, model): E4SRec at depth / mid / small, then the SLMRec student with its teacher."""
-    from .models.slmrec import DistillConfig, SLMRecStudent
-
-    torch.manual_seed(seed)
-    d0 = prof.item_table_params.get("hidden", 128)
-    table = torch.randn(n_items + 1, d0) * 0.1  # (n_items + 1, d0): only its shape matters here
+    d0 = prof.item_table_params.hidden
+    gen = torch.Generator().manual_seed(seed)
+    table = torch.randn(split.n_items + 1, d0, generator=gen) * 0.1  # (n_items + 1, d0): only its shape matters
     table[0] = 0
+    given = Artifacts(item_embeddings=table)
     for k in sorted({prof.depth, prof.mid, prof.small}, reverse=True):
-        yield f"E4SRec_{k}", _llmrec(prof, k, table)
-    blocks = min(DistillConfig().blocks, prof.small)
-    student = SLMRecStudent(_llmrec(prof, prof.small, table), _llmrec(prof, prof.mid, table),
-                            DistillConfig(blocks=blocks, w_ms=1.0 if blocks > 1 else 0.0))
-    yield f"SLMRec_{prof.small}<-{prof.mid}", student
+        yield f"E4SRec_{k}", "e4srec", build_model(studies.e4srec(prof, dataset, k, seed), split, given)
+    teacher = build_model(studies.e4srec(prof, dataset, prof.mid, seed), split, given)
+    weights = {k: v.detach().clone() for k, v in teacher.named_parameters() if v.requires_grad}
+    blocks = min(4, prof.small)
+    variant = " +D_norm +L_ms" if blocks > 1 else " +D_norm"
+    cfg = studies.slmrec(prof, dataset, prof.small, prof.mid, seed, variant=variant, blocks=blocks)
+    yield f"SLMRec_{prof.small}<-{prof.mid}", "slmrec", build_model(cfg, split, Artifacts(table, weights))
 
 
 def benchmark(profile: str, dataset: str | None = None, cfg: TimingConfig | None = None,
@@ -213,7 +210,9 @@ def _measure_all(prof: Profile, profile: str, dataset: str, split, cfg: TimingCo
     from .data import eval_inputs, train_examples
     from .experiment import device_name
 
-    models = dict(models_to_time(prof, split.n_items))  # all at once: their repeats are interleaved
+    built = list(models_to_time(prof, dataset, split))  # all at once: their repeats are interleaved
+    models = {label: model for label, _, model in built}
+    kinds = {label: kind for label, kind, _ in built}
     max_len = next(iter(models.values())).max_len
     inputs = eval_inputs(split, "test", max_len)[0][: cfg.users]
     batch = {k: v[: cfg.train_batch_size] for k, v in train_examples(split, max_len, prof.llm_targets).items()}
@@ -228,7 +227,7 @@ def _measure_all(prof: Profile, profile: str, dataset: str, split, cfg: TimingCo
     rows = []
     for (measure, label), values in ms.items():
         student = label.startswith("SLMRec")
-        rows += [dict(profile=profile, dataset=dataset, backbone=prof.backbone, model=label,
+        rows += [dict(profile=profile, dataset=dataset, backbone=prof.backbone, model=label, kind=kinds[label],
                       layers=prof.small if student else int(label.split("_")[1]),
                       teacher_layers=prof.mid if student else None, measure=measure, repeat=i, ms=v,
                       users=len(inputs), batch_size=cfg.batch_size, train_batch_size=cfg.train_batch_size,
@@ -256,7 +255,8 @@ def load_or_measure(profile: str, dataset: str | None = None, force: bool = Fals
 
     Raises if they are missing and the profile trains only on a GPU but none is present.
     """
-    from .experiment import MissingResult, atomic_write_text
+    from .experiment import MissingResult
+    from .util import atomic_write_text
 
     prof = get_profile(profile)
     dataset = dataset or prof.datasets[0]

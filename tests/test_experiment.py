@@ -4,32 +4,35 @@ import json
 import pandas as pd
 import pytest
 
-from slmrec_lib import experiment, studies
-from slmrec_lib.experiment import DataConfig, ModelConfig, RunConfig
+from slmrec_lib import config, experiment, studies
+from slmrec_lib.config import DataConfig, ModelConfig, RunConfig
+from slmrec_lib.evaluation import EvalProtocol
+from slmrec_lib.models.sasrec import SASRecConfig
 from slmrec_lib.profiles import ProfileError, get_profile
+from slmrec_lib.training import TrainConfig
 
 
 def _sasrec(**train):
     return RunConfig(
         DataConfig("synthetic"),
-        ModelConfig("sasrec", params=dict(hidden=16, layers=1, heads=1, max_len=10, dropout=0.1)),
-        train=dict(dict(epochs=1, batch_size=64, patience=None, progress=False), **train),
-        protocols=(("sampled", 50, 0), ("full", 0, 0)),
-        label="SASRec",
+        ModelConfig("sasrec", SASRecConfig(hidden=16, layers=1, heads=1, max_len=10, dropout=0.1)),
+        train=TrainConfig(**dict(dict(epochs=1, batch_size=64, patience=None, progress=False), **train)),
+        protocols=(EvalProtocol("sampled", 50, 0), EvalProtocol("full", 0, 0)),
     )
 
 
-def test_hash_ignores_label_and_changes_with_settings():
+def test_hash_ignores_role_and_changes_with_settings():
     a = _sasrec()
-    assert a.hash == RunConfig(a.data, a.model, a.train, a.protocols, label="other").hash
+    assert a.hash == RunConfig(a.data, a.model, a.train, a.protocols, role="item table").hash
     assert a.hash != _sasrec(lr=5e-4).hash
     p5 = studies.p5(get_profile("gpu"), "sports")
-    faster = experiment.with_execution(p5, chunk_rows=2048)
-    assert faster.model.params["chunk_rows"] == 2048
-    assert faster.hash == p5.hash == "6d53a5ad7882"  # an execution setting; the hash of the planned run
+    faster = config.with_execution(p5, chunk_rows=2048)
+    assert faster.model.params.chunk_rows == 2048
+    assert faster.hash == p5.hash  # an execution setting
     with pytest.raises(ValueError, match="not execution settings"):
-        experiment.with_execution(p5, lr=1.0)
-    assert dataclasses.replace(p5, model=dataclasses.replace(p5.model, params={})).hash != p5.hash
+        config.with_execution(p5, lr=1.0)
+    assert dataclasses.replace(p5, model=dataclasses.replace(
+        p5.model, params=dataclasses.replace(p5.model.params, max_len=7))).hash != p5.hash
     with pytest.raises(ValueError, match="unknown model kind"):
         RunConfig(DataConfig(), ModelConfig("sasrek"))
 
@@ -120,12 +123,12 @@ def test_studies_name_the_paper_rows():
     per_label = pd.Series(labels).value_counts()
     assert per_label["SLMRec_4<-8"] == 3
     blocks = studies.block_count("gpu", "beauty")
-    assert sorted({c.model.distill.get("blocks", 4) for c in blocks}) == [1, 2, 4]
+    assert sorted({c.model.distill.blocks for c in blocks}) == [1, 2, 4]
     # b = 1 has no intermediate block end, so no L_ms; b = 4 is the main table's full student (one run)
     by_label = {c.label: c for c in blocks if c.seed == 0}
-    assert by_label["SLMRec_4<-8 +D_norm blocks=1"].model.distill["w_ms"] == 0.0
+    assert by_label["SLMRec_4<-8 +D_norm blocks=1"].model.distill.w_ms == 0.0
     full = [c for c in studies.main_table("gpu", "beauty") if c.label == "SLMRec_4<-8 +D_norm +L_ms" and c.seed == 0]
-    assert by_label["SLMRec_4<-8 +D_norm +L_ms blocks=4"].hash == full[0].hash
+    assert by_label["SLMRec_4<-8 +D_norm +L_ms"].hash == full[0].hash
 
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu", "paper"])
@@ -139,9 +142,9 @@ def test_every_planned_run_has_valid_settings(profile):
     for name in studies.STUDIES:
         for c in studies.study(name, profile, dataset):
             if c.model.kind == "slmrec":
-                DistillConfig(**c.model.distill)
+                assert isinstance(c.model.distill, DistillConfig)
     (p5,) = [c for c in studies.main_table(profile, dataset) if c.model.kind == "p5" and c.seed == 0]
-    assert p5.train["valid_users"] == prof.p5_eval_users == p5.eval_users
+    assert p5.train.valid_users == prof.p5_eval_users == p5.eval_users
 
 
 def test_run_plan_keeps_only_the_asked_model_kinds(capsys):
@@ -170,8 +173,8 @@ def test_p5_chunk_rows_option_changes_only_p5_execution(monkeypatch, capsys):
     planned = {c.hash: c for c in run.plan("smoke", ["main_table"], ["synthetic"])}
     assert [c.hash for c in seen["cfgs"]] == list(planned)  # the same runs
     for c in seen["cfgs"]:
-        want = 4096 if c.model.kind == "p5" else planned[c.hash].model.params.get("chunk_rows")
-        assert c.model.params.get("chunk_rows") == want
+        want = 4096 if c.model.kind == "p5" else getattr(planned[c.hash].model.params, "chunk_rows", None)
+        assert getattr(c.model.params, "chunk_rows", None) == want
     assert any(c.model.kind == "p5" for c in seen["cfgs"])
     assert run.main(["--profile", "smoke", "--p5-chunk-rows", "0"]) == 2
     assert "--p5-chunk-rows must be at least 1" in capsys.readouterr().err
@@ -180,7 +183,7 @@ def test_p5_chunk_rows_option_changes_only_p5_execution(monkeypatch, capsys):
 def test_gpu_profile_without_gpu_reads_finished_runs_and_names_the_rest(monkeypatch, capsys):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     prof = get_profile("gpu")
-    full = lambda cfg: dataclasses.replace(cfg, protocols=(("full", 0, 0),))  # noqa: E731  (synthetic: 100 items)
+    full = lambda cfg: dataclasses.replace(cfg, protocols=(EvalProtocol("full", 0, 0),))  # noqa: E731  (100 items)
     popularity = full(studies.baseline(prof, "synthetic", "popularity"))
     sasrec = full(studies.baseline(prof, "synthetic", "sasrec"))
     e4srec = full(studies.e4srec(prof, "synthetic", 4))
@@ -198,14 +201,13 @@ def test_gpu_profile_without_gpu_reads_finished_runs_and_names_the_rest(monkeypa
 
 
 def test_item_table_with_rows_but_no_weights_says_what_to_do():
-    from slmrec_lib import builders
-
     cfg = studies.e4srec(get_profile("smoke"), "synthetic", 2)
-    assert builders.item_table(cfg, "smoke").ndim == 2  # trains the SASRec item table once
-    folder = experiment.run_dir(builders.item_table_config(cfg), "smoke")
-    (folder / "item_table.pt").unlink()  # as on a fresh clone: rows.csv is committed, weights are not
+    table = cfg.model.item_run
+    experiment.run(table, "smoke")  # trains the SASRec item table once
+    assert experiment.load_weights(table, "smoke", "item_embeddings.pt").ndim == 2
+    (experiment.run_dir(table, "smoke") / "item_embeddings.pt").unlink()  # as on a fresh clone: weights not committed
     with pytest.raises(FileNotFoundError, match="has saved results but no weights"):
-        builders.item_table(cfg, "smoke")
+        experiment.run(cfg, "smoke")
 
 
 def test_a_run_another_process_trains_is_busy_until_it_is_free():
@@ -220,15 +222,14 @@ def test_a_run_another_process_trains_is_busy_until_it_is_free():
 
 
 def test_dependencies_come_before_the_runs_that_read_them():
-    from slmrec_lib.builders import dependencies
+    from slmrec_lib.config import dependencies
 
     cfgs = {c.label: c for c in studies.study("main_table", "smoke", "synthetic") if c.seed == 0}
     assert dependencies(cfgs["SASRec"]) == []
     assert [d.label for d in dependencies(cfgs["E4SRec_8"])] == ["SASRec item table"]
     student = cfgs["SLMRec_4<-8"]
     assert [d.label for d in dependencies(student)] == ["SASRec item table", "E4SRec_8"]
-    online = dataclasses.replace(student, model=dataclasses.replace(
-        student.model, distill=dict(student.model.distill, mode="online")))
+    online = studies.slmrec(get_profile("smoke"), "synthetic", 4, 8, 0, variant="", mode="online")
     assert [d.label for d in dependencies(online)] == ["SASRec item table"]
 
 
