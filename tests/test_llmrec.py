@@ -157,7 +157,7 @@ def test_padded_item_slots_are_masked():
     inp = batch()["input"]
     before = model.score_all(inp)
     with torch.no_grad():
-        model.item_emb.weight[0].normal_(0, 5.0)  # what a padded slot would read, were it visible
+        model.item_embeddings.weight[0].normal_(0, 5.0)  # what a padded slot would read, were it visible
     after = model.score_all(inp)
     torch.testing.assert_close(after, before)
     assert before[:, 0].eq(float("-inf")).all()
@@ -188,7 +188,7 @@ def test_config_errors_are_clear():
     with pytest.raises(ValueError, match="max_len"):
         LLMRecConfig(max_len=0)
     backbone, tok = load_backbone("tiny")
-    with pytest.raises(ValueError, match="item_table"):
+    with pytest.raises(ValueError, match="item_embeddings"):
         LLMRec(backbone, tok, torch.randn(5), LLMRecConfig())
 
 
@@ -208,3 +208,125 @@ def test_smollm2_recommender_is_finite_and_prefix_sharing_is_exact():
     loss, _ = model(batch())
     loss.backward()
     assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+
+
+# ------------------------------------------------------------------------------ item table option
+def test_trainable_item_table_gets_gradients_and_is_saved_a_frozen_one_does_not():
+    from slmrec_lib.models.llmrec import LLMRecConfig as Cfg
+
+    assert Cfg().train_item_table is False  # the paper's frozen table by default
+    for trainable in (False, True):
+        model = make(train_item_table=trainable).train()
+        loss, _ = model(batch())
+        loss.backward()
+        table = model.item_embeddings.weight
+        assert table.requires_grad is trainable
+        if trainable:
+            assert table.grad is not None and table.grad[1:].abs().sum() > 0
+        else:
+            assert table.grad is None
+        saved = {k for k, p in model.named_parameters() if p.requires_grad}  # what a run's model.pt keeps
+        assert ("item_embeddings.weight" in saved) is trainable
+
+
+def test_state_dicts_with_the_old_item_table_key_still_load():
+    model = make()
+    state = model.state_dict()
+    old = {("item_emb.weight" if k == "item_embeddings.weight" else k): v for k, v in state.items()}
+    old["item_emb.weight"] = old["item_emb.weight"] + 1.0
+    fresh = make()
+    fresh.load_state_dict(old, strict=True)
+    torch.testing.assert_close(fresh.item_embeddings.weight, model.item_embeddings.weight + 1.0)
+
+
+# ------------------------------------------------------------------------------ layer redundancy
+def test_angular_distance_on_hand_built_vectors():
+    from slmrec_lib.models.llmrec import angular_distance
+
+    a = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [3.0, 0.0]])
+    b = torch.tensor([[2.0, 0.0], [0.0, 5.0], [-1.0, 0.0], [1.0, 1.0], [1.0, 3.0 ** 0.5]])
+    expected = torch.tensor([0.0, 0.5, 1.0, 0.25, 1 / 3])  # 0, 90, 180, 45, 60 degrees
+    torch.testing.assert_close(angular_distance(a, b), expected, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="differ"):
+        angular_distance(a, b[:, :1])
+
+
+def test_layer_angular_distances_tabulates_every_layer_and_shift():
+    from slmrec_lib.models.llmrec import angular_distance, layer_angular_distances
+
+    model = make(n_backbone_layers=3, instruction="History:\n")
+    inp = batch(B=7)["input"]
+    frame = layer_angular_distances(model, inp, max_shift=2, batch_size=3)
+    assert list(frame[["layer", "shift"]].itertuples(index=False, name=None)) == [(0, 1), (1, 1), (2, 1), (0, 2), (1, 2)]
+    assert frame.users.eq(7).all() and frame.normed.tolist() == [False, False, True, False, True]
+    model.eval()
+    with torch.no_grad():
+        states = model.last_token_states(inp)
+    for row in frame.itertuples():
+        want = angular_distance(states[row.layer], states[row.layer + row.shift]).mean().item()
+        assert abs(row.angular_distance - want) < 1e-5, row
+    assert frame.angular_distance.between(0, 1).all() and frame.angular_distance.gt(0).all()
+    with pytest.raises(ValueError, match="max_shift"):
+        layer_angular_distances(model, inp, max_shift=4)
+
+
+# ------------------------------------------------------------------------------ scoring speed paths
+def test_speed_settings_are_execution_only_and_fp32_is_real():
+    from slmrec_lib.util import execution_fields
+
+    assert execution_fields(LLMRecConfig) == {"merge_lora", "compile_scoring", "score_batch_size"}
+    assert LLMRecConfig().score_fp32 is False  # the committed runs scored without it
+
+
+def _trained_like(**cfg) -> LLMRec:
+    model = make(n_backbone_layers=2, instruction="History:\n", lora_dropout=0.0, **cfg)
+    with torch.no_grad():  # LoRA B starts at 0: give it weights so that merging has something to fold in
+        g = torch.Generator().manual_seed(3)
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    return model
+
+
+def test_every_scoring_speed_path_ranks_exactly_as_the_plain_one():
+    from slmrec_lib.data import leave_one_out, synthetic
+    from slmrec_lib.evaluation import EvalProtocol, rank_positives
+
+    split = leave_one_out(synthetic(n_users=50, n_items=N_ITEMS, seed=4, max_len=12))
+    plain = _trained_like()
+    paths = {"merge_lora": dict(merge_lora=True), "score_batch_size": dict(score_batch_size=7),
+             "score_fp32": dict(score_fp32=True),
+             "all": dict(merge_lora=True, score_batch_size=16, score_fp32=True, compile_scoring=True)}
+    for protocol in (EvalProtocol(kind="full"), EvalProtocol(kind="sampled", n_negatives=20, seed=0)):
+        want = rank_positives(plain, split, protocol, batch_size=20)
+        scores = plain.score_all(torch.from_numpy(np.stack([np.arange(6) + 1] * 3)))
+        for name, settings in paths.items():
+            fast = _trained_like(**settings)
+            got = rank_positives(fast, split, protocol, batch_size=20)
+            np.testing.assert_array_equal(got, want, err_msg=f"{name} under {protocol.name}")
+            assert (fast._compiled is not None) == settings.get("compile_scoring", False)
+            torch.testing.assert_close(fast.score_all(torch.from_numpy(np.stack([np.arange(6) + 1] * 3))), scores,
+                                       rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_merged_scoring_leaves_training_weights_bit_for_bit():
+    model = _trained_like(merge_lora=True)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    inp = batch()["input"]
+    model.eval()
+    model.score_all(inp)
+    model.score_all(inp)
+    assert model._merged_memo is not None
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    model.train()
+    loss_merged_model, _ = model(batch())
+    reference = _trained_like()
+    loss_plain, _ = reference.train()(batch())
+    assert torch.equal(loss_merged_model, loss_plain)  # training never sees merged weights
+    with torch.no_grad():  # a LoRA update invalidates the merged copy
+        next(p for n, p in model.named_parameters() if "lora_A" in n).add_(0.1)
+    model.eval()
+    model.score_all(inp)
+    reference.load_state_dict(model.state_dict())
+    torch.testing.assert_close(model.score_all(inp), reference.eval().score_all(inp), rtol=1e-5, atol=1e-5)

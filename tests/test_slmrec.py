@@ -97,7 +97,7 @@ def test_terms_equal_the_loss_functions_on_the_matched_block_ends():
             (d_norm(s[1], t[2], squared=True) + d_norm(s[2], t[4], squared=True)).item(), rel=1e-5)
         head_user = model.ms_heads[0](s[1])  # (B, d0): the one head reads the student's block-1 end
         logits = torch.cat([torch.full((len(head_user), 1), float("-inf")),
-                            head_user @ model.student.item_emb.weight[1:].T], dim=1)
+                            head_user @ model.student.item_embeddings.weight[1:].T], dim=1)
         assert parts["ms"] == pytest.approx(cross_entropy(logits, b["target"][:, -1]).item(), rel=1e-5)
 
 
@@ -248,7 +248,7 @@ def test_from_teacher_builds_a_fresh_student_on_the_teachers_item_table():
     teacher = llmrec(2, backbone_layers=2, seed=100)
     model = SLMRecStudent.from_teacher(teacher, "tiny", n_layers=1, cfg=DistillConfig(blocks=1, w_ms=0))
     assert model.student.n_layers == 1 and model.pairs == [(1, 2)]
-    assert torch.equal(model.student.item_emb.weight, teacher.item_emb.weight)
+    assert torch.equal(model.student.item_embeddings.weight, teacher.item_embeddings.weight)
     assert dataclasses.replace(teacher.cfg, n_layers=1) == model.student.cfg
     loss, parts = model(batch())
     assert set(parts) == {"ce", "d_cos", "d_norm"} and torch.isfinite(loss)

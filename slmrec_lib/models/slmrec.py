@@ -89,10 +89,10 @@ class SLMRecStudent(SeqRecommender):
         if hidden_s != hidden_t:
             raise ValueError(f"student hidden size {hidden_s} differs from the teacher's {hidden_t}: D_cos and "
                              "D_norm compare states directly, so both must come from the same backbone family")
-        if student.n_items != teacher.n_items or not torch.equal(student.item_emb.weight.cpu(),
-                                                                   teacher.item_emb.weight.cpu()):
+        if student.n_items != teacher.n_items or not torch.equal(student.item_embeddings.weight.cpu(),
+                                                                   teacher.item_embeddings.weight.cpu()):
             raise ValueError("student and teacher must share the same frozen item table (same n_items and "
-                             "values); build the student from the teacher's `item_emb.weight`")
+                             "values); build the student from the teacher's `item_embeddings.weight`")
         if student.max_len != teacher.max_len:
             raise ValueError(f"student max_len {student.max_len} differs from the teacher's {teacher.max_len}: "
                              "both must read the same prompt")
@@ -102,7 +102,7 @@ class SLMRecStudent(SeqRecommender):
         self.max_len = student.max_len
         # block_pairs raises if b exceeds either depth
         self.pairs = block_pairs(student.n_layers, teacher.n_layers, cfg.blocks)  # [(s_k, t_k)] for i = 1..b
-        d0 = student.item_emb.weight.shape[1]
+        d0 = student.item_embeddings.weight.shape[1]
         n_heads = cfg.blocks - 1 if cfg.w_ms > 0 else 0
         self.ms_heads = nn.ModuleList([nn.Linear(hidden_s, d0, bias=False) for _ in range(n_heads)])
 
@@ -138,7 +138,7 @@ class SLMRecStudent(SeqRecommender):
     def _head_logits(self, head: nn.Linear, state: torch.Tensor) -> torch.Tensor:
         """[B, n_items + 1] scores of an L_ms head on an intermediate student state [B, H]."""
         user = head(state.to(head.weight.dtype))  # (B, d0)
-        items = self.student.item_emb.weight[1:]  # (n_items, d0), frozen
+        items = self.student.item_embeddings.weight[1:]  # (n_items, d0), frozen
         return _with_padding_column(user @ items.T.to(user.dtype))
 
     def _teacher_states(self, input: torch.Tensor) -> list[torch.Tensor]:
@@ -234,5 +234,5 @@ class SLMRecStudent(SeqRecommender):
         import dataclasses
 
         llm_cfg = dataclasses.replace(llm_cfg or teacher.cfg, n_layers=n_layers)
-        student = LLMRec.from_spec(backbone_spec, teacher.item_emb.weight.detach().cpu(), llm_cfg, **backbone_kw)
+        student = LLMRec.from_spec(backbone_spec, teacher.item_embeddings.weight.detach().cpu(), llm_cfg, **backbone_kw)
         return cls(student, teacher, cfg)
