@@ -1,0 +1,188 @@
+"""Run the book's notebooks with papermill, one after another, showing a person what happens.
+
+    python -m slmrec_lib.reproduce --profile cpu --out build/cpu notebooks/0*.ipynb
+
+This is what `make reproduce` calls. For each notebook it prints a time-stamped header, streams the
+cells' output (papermill's `log_output`: the training loop's plain progress lines, tables, messages)
+to stderr, a short `cell i/n` line as each cell starts, and the seconds the notebook took. At the end
+it prints every notebook's time and writes them to `<out>/stage_times.csv` (notebook, status,
+started, seconds). It stops at the first notebook that fails, naming the executed copy that holds the
+traceback, and exits with status 1.
+
+- `SLMREC_PROGRESS_LOG` is set to `<out>/progress.log` unless already set, so the training loop in
+  every kernel also appends its progress lines there (`tail -f` it from another terminal).
+- The kernel is started without the "Kernel is running over TCP without encryption" warning by
+  giving jupyter_client's kernel manager a transport that is not plain TCP: CurveZMQ encryption
+  (`KernelManager.transport_encryption = "auto"`) where pyzmq has Curve and the kernelspec declares
+  it, else Unix-domain sockets (`KernelManager.transport = "ipc"`) on POSIX. Windows without Curve
+  keeps plain TCP on localhost, and the warning with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import logging
+import os
+import re
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from .util import atomic_write_text
+
+PROGRESS_LOG_ENV = "SLMREC_PROGRESS_LOG"
+STAGE_TIMES = "stage_times.csv"
+
+
+class ReproduceError(RuntimeError):
+    """A notebook or an argument that `reproduce` cannot run; the message says what to do."""
+
+
+def stamp() -> str:
+    return datetime.now().strftime("%H:%M:%S")
+
+
+def kernel_config(kernel_name: str = "python3"):
+    """A traitlets Config for papermill's kernel manager that avoids unencrypted TCP (see module doc)."""
+    import zmq
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    from traitlets.config import Config
+
+    config = Config()
+    try:
+        declared = KernelSpecManager().get_kernel_spec(kernel_name).metadata.get("supported_encryption") or []
+    except NoSuchKernel:
+        declared = []  # papermill itself then says the kernel is missing
+    declared = [declared] if isinstance(declared, str) else declared
+    if zmq.has("curve") and "curve" in [str(d).lower() for d in declared]:
+        config.KernelManager.transport_encryption = "auto"
+    elif os.name == "posix":
+        config.KernelManager.transport = "ipc"
+    return config
+
+
+class _CellLines(logging.Filter):
+    """Rewrites papermill's `Executing Cell 7-----` into `[hh:mm:ss] <notebook> cell 7/23` and drops its
+    `Ending Cell` and `Executing notebook with kernel` lines, which say nothing a person needs."""
+
+    _start = re.compile(r"^Executing Cell (\d+)-*$")
+    _drop = re.compile(r"^(Ending Cell \d+-*|Executing notebook with kernel: .*)$")
+
+    def __init__(self):
+        super().__init__()
+        self.notebook, self.n_cells = "", 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage().rstrip("\n")  # stream chunks end in a newline; the handler adds one
+        if not message or self._drop.match(message):
+            return False
+        record.msg, record.args = message, ()
+        started = self._start.match(message)
+        if started:
+            record.msg, record.args = f"[{stamp()}] {self.notebook} cell {started.group(1)}/{self.n_cells}", ()
+        return True
+
+
+def _logger(stream) -> tuple[logging.Logger, _CellLines]:
+    """papermill's logger, printing plain messages to `stream` through the cell-line filter."""
+    log = logging.getLogger("papermill")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    cells = _CellLines()
+    handler.addFilter(cells)
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return log, cells
+
+
+def _cell_count(path: Path) -> int:
+    """Cells papermill will number: all of them, plus the parameters cell it injects after the tagged one."""
+    import nbformat
+
+    cells = nbformat.read(path, as_version=4).cells
+    return len(cells) + any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
+
+
+def write_stage_times(rows: list[dict], path: Path) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["notebook", "status", "started", "seconds"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(buf.getvalue(), path)
+
+
+def summary(rows: list[dict]) -> str:
+    """The stage-time table printed at the end: one line a notebook, then the total."""
+    width = max([len(r["notebook"]) for r in rows] + [8])
+    lines = [f"{'notebook':<{width}}  {'status':<6}  {'seconds':>8}"]
+    lines += [f"{r['notebook']:<{width}}  {r['status']:<6}  {r['seconds']:>8.1f}" for r in rows]
+    total = sum(r["seconds"] for r in rows)
+    lines.append(f"{'total':<{width}}  {'':<6}  {total:>8.1f}  ({total / 60:.1f} min)")
+    return "\n".join(lines)
+
+
+def reproduce(notebooks: list[Path], out: Path, parameters: dict, stream=None) -> list[dict]:
+    """Execute `notebooks` in order into `out/`, with `parameters`; the stage-time rows (see module doc).
+
+    Raises ReproduceError naming the executed copy when a notebook fails (after writing the times)."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    stream = stream or sys.stderr
+    missing = [str(nb) for nb in notebooks if not Path(nb).is_file()]
+    if not notebooks or missing:
+        raise ReproduceError(f"no notebook to run: {', '.join(missing) or 'the list is empty'}; give paths "
+                             "of .ipynb files (`make sync-notebooks` writes them from the .py twins)")
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault(PROGRESS_LOG_ENV, str((out / "progress.log").resolve()))
+    _, cells = _logger(stream)
+    config = kernel_config()
+    shown = ", ".join(f"{k} {v}" for k, v in parameters.items())
+    print(f"[{stamp()}] {len(notebooks)} notebooks ({shown}) into {out}; progress lines also in "
+          f"{os.environ[PROGRESS_LOG_ENV]}", file=stream, flush=True)
+    rows: list[dict] = []
+    for i, nb in enumerate(map(Path, notebooks), 1):
+        target = out / nb.name
+        cells.notebook, cells.n_cells = nb.stem, _cell_count(nb)
+        print(f"\n[{stamp()}] == {nb.name} ({i}/{len(notebooks)}; {shown})", file=stream, flush=True)
+        started, t0 = datetime.now().isoformat(timespec="seconds"), time.perf_counter()
+        try:
+            pm.execute_notebook(str(nb), str(target), parameters=parameters, log_output=True,
+                                progress_bar=False, config=config)
+            status = "ok"
+        except PapermillExecutionError as err:
+            status = "failed"
+            failure = f"{nb.name} failed in cell {err.exec_count} ({err.ename}: {err.evalue})"
+        seconds = round(time.perf_counter() - t0, 1)
+        rows.append(dict(notebook=nb.name, status=status, started=started, seconds=seconds))
+        write_stage_times(rows, out / STAGE_TIMES)
+        print(f"[{stamp()}] {status}: {nb.name} in {seconds:.1f} s", file=stream, flush=True)
+        if status != "ok":
+            print("\n" + summary(rows), file=stream, flush=True)
+            raise ReproduceError(f"{failure}; the executed notebook with the traceback is {target}")
+    print(f"\n[{stamp()}] stage times (also in {out / STAGE_TIMES}):\n{summary(rows)}", file=stream, flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("notebooks", nargs="+", type=Path, help=".ipynb files, run in the order given")
+    ap.add_argument("--out", type=Path, required=True, help="folder for the executed notebooks")
+    ap.add_argument("--profile", required=True, help="papermill parameter `profile` (smoke, cpu, gpu, paper)")
+    ap.add_argument("--dataset", default=None, help="papermill parameter `dataset` (default: the profile's)")
+    args = ap.parse_args(argv)
+    parameters = {"profile": args.profile, **({"dataset": args.dataset} if args.dataset else {})}
+    try:
+        reproduce(args.notebooks, args.out, parameters)
+    except ReproduceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
