@@ -1,5 +1,9 @@
-# slmrec-book: `make reproduce` runs the book, `make test` runs the tests. Both set up the
-# environment first (a virtualenv in .venv) if it is missing or out of date.
+# slmrec-book: `make reproduce` runs the book, `make test` runs the tests, `make book` renders the
+# executed notebooks as a static HTML site. Each sets up the environment first (a virtualenv in .venv)
+# if it is missing or out of date.
+
+# bash, for `set -o pipefail`: a notebook that fails under `| tee` must still fail the recipe
+SHELL   := /bin/bash
 
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
@@ -11,9 +15,7 @@ DATASET ?=
 BUILD   := build/$(PROFILE)$(if $(DATASET),-$(DATASET))
 STAMP   := $(VENV)/.installed
 
-comma   := ,
-
-.PHONY: setup test test-fast reproduce notebook sync-notebooks check-notebooks lab clean-build
+.PHONY: setup test test-fast reproduce book notebook sync-notebooks check-notebooks lab clean-build
 
 setup: $(STAMP)
 
@@ -43,14 +45,22 @@ check-notebooks: setup
 sync-notebooks: setup
 	$(PY) -m slmrec_lib.notebook_sync --write notebooks
 
+# Cell output (the training loop's progress lines included) streams to the terminal and to
+# $(BUILD)/reproduce.log; the progress lines alone also go to $(BUILD)/progress.log (tail -f it);
+# each notebook's start time and seconds are printed and written to $(BUILD)/stage_times.csv.
 reproduce: setup
 	$(PY) -m slmrec_lib.profiles --check $(PROFILE)
 	@mkdir -p $(BUILD)
-	@for nb in $(NOTEBOOKS); do \
-	  echo "== $$nb (profile $(PROFILE)$(if $(DATASET),$(comma) dataset $(DATASET)))"; \
-	  $(PY) -m papermill -p profile $(PROFILE) $(if $(DATASET),-p dataset $(DATASET)) $$nb $(BUILD)/$$(basename $$nb) || exit 1; \
-	done
-	@echo "executed notebooks: $(BUILD); figures: figures/$(PROFILE); results: results/$(PROFILE)"
+	@rm -f $(BUILD)/progress.log
+	@set -o pipefail; \
+	  SLMREC_PROGRESS_LOG=$(CURDIR)/$(BUILD)/progress.log \
+	  $(PY) -m slmrec_lib.reproduce --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET)) --out $(BUILD) \
+	    $(NOTEBOOKS) 2>&1 | tee $(BUILD)/reproduce.log
+	@echo "executed notebooks: $(BUILD); figures: figures/$(PROFILE); results: results/$(PROFILE); log: $(BUILD)/reproduce.log"
+
+# The executed notebooks of `make reproduce` (same PROFILE and DATASET) as a static site.
+book: setup
+	$(PY) -m slmrec_lib.site --profile $(notdir $(BUILD)) --src $(BUILD) --out build/site/$(notdir $(BUILD))
 
 # one notebook with other parameters, e.g. make notebook NB=01_layer_scan ARGS="-p dataset sports"
 notebook: setup
