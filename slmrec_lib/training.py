@@ -346,7 +346,7 @@ def fit(
     )
 
     dataset = _Rows(examples)
-    with _stop_on_signals(run.world == 1) as stop:
+    with _stop_on_signals(run.world == 1) as stop, run.progress:  # the bar is closed however it ends
         if state.pending_eval:  # the checkpoint was written by a signal inside a validation
             _end_of_step(run, state, stop)
         if not state.done:
@@ -370,7 +370,6 @@ def fit(
                     _interrupt(run, state, stop.signum)
                 if state.done:
                     break
-    run.progress.close()
     if stop.signum is not None:  # came after the last step's check: the final checkpoint is written
         raise TrainingInterrupted(stop.signum, state.step, plan.total_steps, ckpt_path)
     return _finish(run, state, run_dir)
@@ -708,6 +707,12 @@ class _Progress:
             text += f" | valid {metric} {entry[f'valid_{metric}']:.4f} (best {state.best_metric:.4f} " \
                     f"at step {state.best_step})"
         self._line(text)
+
+    def __enter__(self) -> "_Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def close(self) -> None:
         if self.bar is not None:
