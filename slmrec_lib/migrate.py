@@ -45,10 +45,13 @@ def plan_moves(runs: Path) -> list[tuple[Path, config.RunConfig]]:
     return out
 
 
+STAGED = ".migrating-"  # prefix of a folder between the two passes of `migrate`
+
+
 def migrate_folder(folder: Path, cfg: config.RunConfig, profile: str) -> Path:
     """Rename `folder` to `cfg.hash`, rewrite config.json and rows.csv; returns the new folder."""
     saved = json.loads((folder / "config.json").read_text())
-    old = saved.get("hash") or folder.name
+    old = saved.get("hash") or folder.name.removeprefix(STAGED)
     target = folder.parent / cfg.hash
     if target != folder:
         if target.exists():
@@ -58,7 +61,7 @@ def migrate_folder(folder: Path, cfg: config.RunConfig, profile: str) -> Path:
     if old != cfg.hash:
         record["previous_hash"] = old
     elif "previous_hash" in saved:
-        record["previous_hash"] = saved["previous_hash"]
+        record["previous_hash"] = saved["previous_hash"].removeprefix(STAGED)
     atomic_write_text(json.dumps(record, indent=2), target / "config.json")
     rows_path = target / "rows.csv"
     if rows_path.exists() and rows_path.stat().st_size > 0:
@@ -82,7 +85,7 @@ def migrate(profile: str, dry_run: bool = False) -> list[tuple[str, str]]:
         # two passes, so that a folder may take a name another folder gives up
         staged = []
         for folder, cfg in moves:
-            tmp = folder.with_name(f".migrating-{folder.name}")
+            tmp = folder.with_name(f"{STAGED}{folder.name}")
             os.replace(folder, tmp)
             staged.append((tmp, cfg))
         for tmp, cfg in staged:
