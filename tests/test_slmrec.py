@@ -252,3 +252,71 @@ def test_from_teacher_builds_a_fresh_student_on_the_teachers_item_table():
     assert dataclasses.replace(teacher.cfg, n_layers=1) == model.student.cfg
     loss, parts = model(batch())
     assert set(parts) == {"ce", "d_cos", "d_norm"} and torch.isfinite(loss)
+
+
+# ------------------------------------------------------------------------------ teacher-state cache
+def _examples(n=20, seed=5):
+    g = torch.Generator().manual_seed(seed)
+    inp = torch.randint(0, N_ITEMS + 1, (n, MAX_LEN), generator=g)
+    inp[:, -1] = torch.randint(1, N_ITEMS + 1, (n,), generator=g)
+    tgt = torch.zeros(n, MAX_LEN, dtype=torch.long)
+    tgt[:, -1] = torch.randint(1, N_ITEMS + 1, (n,), generator=g)
+    return {"input": inp, "target": tgt}
+
+
+def test_teacher_cache_is_an_execution_setting_refused_online():
+    from slmrec_lib.util import execution_fields
+
+    assert {"teacher_cache", "teacher_cache_batch_size"} <= execution_fields(DistillConfig)
+    assert make(DistillConfig(blocks=2)).uses_teacher_cache  # on by default offline
+    assert not make(DistillConfig(blocks=2, teacher_cache=False)).uses_teacher_cache
+    with pytest.raises(ValueError, match="online"):
+        DistillConfig(mode="online", teacher_cache=True)
+    online = make(DistillConfig(blocks=2, mode="online"))  # None: off online
+    assert not online.uses_teacher_cache
+    online.prepare_training(_examples(), "cpu")
+    assert online._teacher_cache is None
+
+
+def test_cached_teacher_gives_the_live_teachers_losses_and_weights():
+    examples = _examples()
+    runs = {}
+    for cached in (False, True):
+        model = make(DistillConfig(blocks=2, teacher_cache=cached, w_norm=0.1), seed=3)
+        model.train()
+        model.prepare_training(examples, "cpu")
+        assert (model._teacher_cache is not None) == cached
+        if cached:  # the live teacher must not run any more
+            model.teacher.last_token_states = lambda *a, **k: pytest.fail("teacher ran despite the cache")
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+        losses = []
+        for step in range(4):
+            row = torch.arange(step * 5, step * 5 + 5).flip(0)  # any order of rows
+            b = {k: v[row] for k, v in examples.items()} | {"row": row}
+            loss, parts = model(b)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            losses.append(parts)
+        runs[cached] = (losses, {n: p.detach().clone() for n, p in model.student.named_parameters()})
+    for live, cache in zip(runs[False][0], runs[True][0]):
+        assert live.keys() == cache.keys() == {"ce", "d_cos", "d_norm", "ms"}
+        for k in live:
+            assert abs(live[k] - cache[k]) <= 1e-5 * max(1.0, abs(live[k])), (k, live[k], cache[k])
+    for n, w in runs[False][1].items():
+        torch.testing.assert_close(runs[True][1][n], w, rtol=1e-4, atol=1e-6, msg=n)
+    start = dict(make(DistillConfig(blocks=2), seed=3).student.named_parameters())
+    assert not torch.equal(runs[True][1]["score.weight"], start["score.weight"])  # the weights did move
+
+
+def test_teacher_cache_errors_name_the_missing_or_wrong_rows():
+    examples = _examples()
+    model = make(DistillConfig(blocks=2)).train()
+    model.prepare_training(examples, "cpu")
+    b = {k: v[:4] for k, v in examples.items()}
+    with pytest.raises(KeyError, match="batch\\['row'\\]"):
+        model(b)
+    with pytest.raises(RuntimeError, match="does not point"):
+        model(b | {"row": torch.arange(1, 5)})
+    loss, _ = model(b | {"row": torch.arange(4)})
+    assert torch.isfinite(loss)

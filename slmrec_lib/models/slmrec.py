@@ -25,12 +25,20 @@ NOTE: as in the authors' code, intermediate states are the pre-norm residual str
 NOTE: in online mode the teacher's states are detached in D_cos / D_norm, so the teacher learns from
 its own cross-entropy only and the distillation terms move the student alone.
 NOTE: D_norm defaults to the authors' unsquared L2 distance (`norm_squared=True` gives the paper's).
+
+Teacher-state cache (offline only, `teacher_cache`, an execution setting): a frozen teacher in eval
+mode gives a training row the same block-end states at every step, so `prepare_training(examples,
+device)` runs it once, without gradients, over all training rows and keeps the states the pairs
+need on the device, as the teacher computes them (bf16 under bf16 autocast); `forward` then reads
+them by `batch["row"]` (the rows' indices into `examples`) instead of running the teacher. Each
+read checks that the batch's inputs are the cached rows' inputs. Without `prepare_training` (or
+with `teacher_cache=False`) the teacher runs live at every step.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -39,6 +47,7 @@ from torch import nn
 from slmrec_lib.losses import block_pairs, cross_entropy, d_cos, d_norm, multi_supervision
 from slmrec_lib.models.base import SeqRecommender
 from slmrec_lib.models.llmrec import LLMRec, LLMRecConfig
+from slmrec_lib.util import EXECUTION
 
 MODES = ("offline", "online")
 
@@ -51,10 +60,18 @@ class DistillConfig:
     w_ms: float = 1.0  # l3, weight of L_ms, the b - 1 extra heads' cross-entropy (0: no heads at all)
     norm_squared: bool = False  # D_norm squared as the paper writes it (True) or unsquared as the authors' code
     mode: str = "offline"  # "offline": frozen teacher (paper default); "online": teacher trains on its own CE too
+    # offline: the frozen teacher's states computed once by prepare_training (None: on offline, off online)
+    teacher_cache: bool | None = field(default=None, metadata=EXECUTION)
+    teacher_cache_batch_size: int = field(default=256, metadata=EXECUTION)  # rows a teacher forward when caching
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"DistillConfig.mode must be one of {MODES}, got {self.mode!r}")
+        if self.teacher_cache and self.mode == "online":
+            raise ValueError("DistillConfig: teacher_cache=True needs mode='offline'; an online teacher trains, so "
+                             "its states change every step and cannot be cached. Set teacher_cache=False (or None)")
+        if self.teacher_cache_batch_size < 1:
+            raise ValueError(f"DistillConfig.teacher_cache_batch_size must be >= 1, got {self.teacher_cache_batch_size}")
         if self.blocks < 1:
             raise ValueError(f"DistillConfig.blocks must be >= 1, got {self.blocks}")
         for name in ("w_cos", "w_norm", "w_ms"):
@@ -116,6 +133,11 @@ class SLMRecStudent(SeqRecommender):
 
     # ---------------------------------------------------------------------------------- structure
     @property
+    def uses_teacher_cache(self) -> bool:
+        """Whether `prepare_training` caches the teacher's states (offline by default, never online)."""
+        return self.cfg.mode == "offline" and self.cfg.teacher_cache is not False
+
+    @property
     def distill_terms(self) -> list[str]:
         """Names of the loss terms this configuration computes (the keys of `parts`)."""
         terms = ["ce"]
@@ -138,7 +160,7 @@ class SLMRecStudent(SeqRecommender):
     def _head_logits(self, head: nn.Linear, state: torch.Tensor) -> torch.Tensor:
         """[B, n_items + 1] scores of an L_ms head on an intermediate student state [B, H]."""
         user = head(state.to(head.weight.dtype))  # (B, d0)
-        items = self.student.item_embeddings.weight[1:]  # (n_items, d0), frozen
+        items = self.student.item_embeddings.weight[1:]  # (n_items, d0)
         return _with_padding_column(user @ items.T.to(user.dtype))
 
     def _teacher_states(self, input: torch.Tensor) -> list[torch.Tensor]:
@@ -146,6 +168,49 @@ class SLMRecStudent(SeqRecommender):
             with torch.no_grad():
                 return self.teacher.last_token_states(input)
         return self.teacher.last_token_states(input)
+
+    # ------------------------------------------------------------------------- teacher-state cache
+    @torch.no_grad()
+    def prepare_training(self, examples: dict[str, torch.Tensor], device: torch.device | str) -> None:
+        """Before the first step: cache the frozen teacher's block-end states of every training row.
+
+        `examples`: the training dict (`input` LongTensor [N, L], ...); `device`: where training runs.
+        Does nothing when the cache is off (online mode, `teacher_cache=False`) or no distillation term
+        needs the teacher. Call it under the autocast the training forward uses.
+        """
+        self._teacher_cache = None
+        if not self.uses_teacher_cache or not self._needs_teacher_states:
+            return
+        device = torch.device(device)
+        self.teacher.to(device).eval()
+        inputs = examples["input"]
+        ends = [t for _, t in self.pairs]
+        size = self.cfg.teacher_cache_batch_size
+        chunks = []
+        for start in range(0, len(inputs), size):
+            states = self.teacher.last_token_states(inputs[start : start + size].to(device))
+            chunks.append(torch.stack([states[t] for t in ends], dim=1))  # (b_rows, blocks, H)
+        self._teacher_cache = (inputs.to(device), torch.cat(chunks))  # (N, L), (N, blocks, H)
+
+    @property
+    def _needs_teacher_states(self) -> bool:
+        return self.cfg.w_cos > 0 or self.cfg.w_norm > 0
+
+    def _cached_teacher_ends(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor] | None:
+        """The cached teacher states of the pairs for this batch ([B, H] each), or None (run it live)."""
+        cache = getattr(self, "_teacher_cache", None)
+        if cache is None:
+            return None
+        if "row" not in batch:
+            raise KeyError("the teacher cache is prepared, so every training batch needs batch['row'] (the rows' "
+                           "indices into the examples given to prepare_training); training.fit adds it")
+        inputs, states = cache
+        row = batch["row"].to(states.device)
+        if not torch.equal(inputs[row], batch["input"].to(inputs.device)):
+            raise RuntimeError("batch['row'] does not point at the batch's inputs in the cached examples; "
+                               "call prepare_training with the examples the batches are drawn from")
+        picked = states[row].to(batch["input"].device)  # (B, blocks, H)
+        return [picked[:, i] for i in range(picked.shape[1])]
 
     # ------------------------------------------------------------------- SeqRecommender interface
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -161,15 +226,20 @@ class SLMRecStudent(SeqRecommender):
         terms["ce"] = cross_entropy(_with_padding_column(self.student.item_logits(s_states[-1]).float()), target)
 
         need_teacher = cfg.w_cos > 0 or cfg.w_norm > 0 or cfg.mode == "online"
+        cached = self._cached_teacher_ends(batch) if need_teacher and self.training else None
         if need_teacher:
-            t_states = self._teacher_states(input)  # M + 1 tensors (B, H)
-            if len(t_states) != self.teacher.n_layers + 1:
-                raise RuntimeError(f"teacher returned {len(t_states)} states, expected {self.teacher.n_layers + 1}")
-            if cfg.mode == "online":
-                logits_t = self.teacher.item_logits(t_states[-1]).float()
-                terms["teacher_ce"] = cross_entropy(_with_padding_column(logits_t), target)
+            if cached is None:
+                t_states = self._teacher_states(input)  # M + 1 tensors (B, H)
+                if len(t_states) != self.teacher.n_layers + 1:
+                    raise RuntimeError(f"teacher returned {len(t_states)} states, expected {self.teacher.n_layers + 1}")
+                if cfg.mode == "online":
+                    logits_t = self.teacher.item_logits(t_states[-1]).float()
+                    terms["teacher_ce"] = cross_entropy(_with_padding_column(logits_t), target)
+                t_ends = [t_states[t] for _, t in self.pairs]
+            else:
+                t_ends = cached  # offline only: the frozen teacher's states of these rows, computed once
             # teacher side detached: offline it carries no graph anyway; online see the header NOTE
-            matched = [(s_states[s].float(), t_states[t].detach().float()) for s, t in self.pairs]
+            matched = [(s_states[s].float(), t.detach().float()) for (s, _), t in zip(self.pairs, t_ends)]
             if cfg.w_cos > 0:
                 terms["d_cos"] = torch.stack([d_cos(s, t) for s, t in matched]).sum()
             if cfg.w_norm > 0:
