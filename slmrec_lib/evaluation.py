@@ -99,7 +99,9 @@ def _device(model: torch.nn.Module) -> torch.device:
 def _check_finite(scores: torch.Tensor, users: np.ndarray, model, protocol: EvalProtocol, stage: str) -> None:
     """NaN or +inf scores are an error (they would rank a positive first); -inf is a model's "never
     recommended" (P5 outside its beams, the padding column) and ranks the positive last."""
-    bad = torch.isnan(scores) | (scores == float("inf"))
+    if bool(scores.amax() < float("inf")):  # amax is NaN if any score is, +inf if any is: one pass
+        return
+    bad = ~(scores < float("inf"))  # NaN and +inf (NaN compares False)
     if bool(bad.any()):
         row = int(bad.any(dim=1).nonzero()[0, 0])
         value = scores[row][bad[row]][0].item()
@@ -155,20 +157,26 @@ def rank_positives(
             scores = model.score_candidates(inp, cand).to(torch.float32)
             _check_finite(scores, idx, model, protocol, stage)
             above = scores[:, 1:] >= scores[:, :1]
-            rank, tie = above.sum(dim=1), (scores[:, 1:] == scores[:, :1]).sum(dim=1)
+            rank = above.sum(dim=1)
+            if return_ties:
+                tie = (scores[:, 1:] == scores[:, :1]).sum(dim=1)
         else:
-            scores = model.score_all(inp).to(torch.float32)  # (B, n_items + 1)
+            scores = model.score_all(inp).to(torch.float32)  # (B, n_items + 1), read only
             _check_finite(scores[:, 1:], idx, model, protocol, stage)
             pos_score = scores.gather(1, pos[:, None])  # (B, 1)
-            eligible = torch.ones_like(scores, dtype=torch.bool)
+            # Items that do not compete: padding 0, the user's own items and the positive itself. They
+            # are counted over all columns and then taken off again, each distinct id once.
             hist = pad_left([histories[u] for u in idx], max(len(histories[u]) for u in idx)).to(device)
-            eligible.scatter_(1, hist, False)  # the user's own items (and padding id 0)
-            eligible[:, 0] = False
-            eligible.scatter_(1, pos[:, None], False)  # the positive is not its own competitor
-            rank = ((scores >= pos_score) & eligible).sum(dim=1)
-            tie = ((scores == pos_score) & eligible).sum(dim=1)
+            skip = torch.cat([torch.zeros_like(pos)[:, None], pos[:, None], hist], dim=1).sort(dim=1).values
+            first = torch.ones_like(skip, dtype=torch.bool)
+            first[:, 1:] = skip[:, 1:] != skip[:, :-1]
+            skipped = scores.gather(1, skip)  # (B, 2 + H)
+            rank = (scores >= pos_score).sum(dim=1) - ((skipped >= pos_score) & first).sum(dim=1)
+            if return_ties:
+                tie = (scores == pos_score).sum(dim=1) - ((skipped == pos_score) & first).sum(dim=1)
         ranks.append(rank.cpu().numpy())
-        ties.append(tie.cpu().numpy())
+        if return_ties:
+            ties.append(tie.cpu().numpy())
     model.train(was_training)
     empty = np.zeros(0, dtype=np.int64)
     ranks_out = np.concatenate(ranks) if ranks else empty

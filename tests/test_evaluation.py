@@ -196,3 +196,13 @@ def test_shuffled_protocol_keeps_users_targets_candidates_and_item_multisets():
     assert torch.equal(b, c) and not torch.equal(a, b)  # seeded: the same for every model and call
     assert all(sorted(x.tolist()) == sorted(y.tolist()) for x, y in zip(a, b))
     assert (r_plain != r_shuf).any()  # an order-sensitive model sees a different history
+
+
+def test_full_ranking_leaves_the_models_scores_untouched():
+    seqs = [np.array([1, 2, 3]), np.array([2, 3, 4])]
+    split = leave_one_out(SequenceData("t", seqs, 5))
+    model = Fixed([[0.0, 9.0, 9.0, 1.0, 2.0, 3.0], [0.0, 5.0, 9.0, 9.0, 6.0, 1.0]])
+    before = model.scores.clone()
+    first = rank_positives(model, split, FULL, "test", batch_size=2)
+    assert torch.equal(model.scores, before)  # score_all returns a view of the buffer: it must not be masked
+    assert (rank_positives(model, split, FULL, "test", batch_size=2) == first).all()
