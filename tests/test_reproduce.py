@@ -1,0 +1,89 @@
+"""slmrec_lib.reproduce: notebooks run in order, cell output streamed, stage times written, failures named."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+
+import nbformat
+import pytest
+
+from slmrec_lib import reproduce as rp
+
+
+def _notebook(path, *sources):
+    """A notebook with a tagged parameters cell (`profile`) and the given code cells."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell('profile = "default"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# a test notebook"), params,
+                *(nbformat.v4.new_code_cell(s) for s in sources)]
+    nbformat.write(nb, path)
+    return path
+
+
+def _stage_rows(folder):
+    with open(folder / rp.STAGE_TIMES, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_runs_in_order_streams_output_and_writes_stage_times(tmp_path, monkeypatch, capfd):
+    monkeypatch.delenv(rp.PROGRESS_LOG_ENV, raising=False)
+    first = _notebook(tmp_path / "a.ipynb", "import os\nprint('progress log:', os.environ['SLMREC_PROGRESS_LOG'])")
+    second = _notebook(tmp_path / "b.ipynb", "import sys\nprint('profile is', profile, file=sys.stderr)")
+    out, stream = tmp_path / "out", io.StringIO()
+    rows = rp.reproduce([first, second], out, {"profile": "smoke"}, stream=stream)
+    text = stream.getvalue()
+    assert f"progress log: {out.resolve() / 'progress.log'}" in text  # the kernel inherits the variable
+    assert "profile is smoke" in text  # stderr of a cell, with the injected parameter
+    assert "a cell 2/4" in text  # markdown, parameters, injected parameters, code
+    assert text.index("== a.ipynb") < text.index("== b.ipynb")
+    assert "ok: b.ipynb in" in text
+    assert [r["notebook"] for r in rows] == ["a.ipynb", "b.ipynb"]
+    assert [r["status"] for r in _stage_rows(out)] == ["ok", "ok"]
+    assert (out / "a.ipynb").is_file() and (out / "b.ipynb").is_file()
+    assert "Ending Cell" not in text
+    assert "running over TCP" not in capfd.readouterr().err  # the kernel's own stderr
+
+
+def test_failure_names_the_executed_notebook_and_stops(tmp_path):
+    bad = _notebook(tmp_path / "bad.ipynb", "raise ValueError('boom')")
+    never = _notebook(tmp_path / "never.ipynb", "print('ran')")
+    out, stream = tmp_path / "out", io.StringIO()
+    with pytest.raises(rp.ReproduceError, match=r"bad.ipynb failed .*ValueError: boom.*out/bad.ipynb"):
+        rp.reproduce([bad, never], out, {"profile": "smoke"}, stream=stream)
+    assert [(r["notebook"], r["status"]) for r in _stage_rows(out)] == [("bad.ipynb", "failed")]
+    assert not (out / "never.ipynb").exists()
+    assert "failed: bad.ipynb in" in stream.getvalue()
+
+
+def test_missing_notebook_is_a_clear_error(tmp_path):
+    with pytest.raises(rp.ReproduceError, match="no notebook to run: .*nope.ipynb"):
+        rp.reproduce([tmp_path / "nope.ipynb"], tmp_path / "out", {"profile": "smoke"})
+    assert rp.main(["--profile", "smoke", "--out", str(tmp_path / "out"), str(tmp_path / "nope.ipynb")]) == 1
+
+
+def test_kernel_config_is_not_plain_tcp():
+    import zmq
+
+    manager = rp.kernel_config().KernelManager
+    if zmq.has("curve"):
+        assert manager.transport_encryption == "auto"
+    elif os.name == "posix":
+        assert manager.transport == "ipc"
+
+
+def test_cell_lines_are_rewritten_and_noise_dropped():
+    import logging
+
+    cells = rp._CellLines()
+    cells.notebook, cells.n_cells = "02_main_table", 9
+    record = logging.LogRecord("papermill", logging.INFO, __file__, 1, "Executing Cell 3" + "-" * 40, (), None)
+    assert cells.filter(record)
+    assert record.getMessage().endswith("] 02_main_table cell 3/9")
+    ending = logging.LogRecord("papermill", logging.INFO, __file__, 1, "Ending Cell 3" + "-" * 40, (), None)
+    assert not cells.filter(ending)
+    blank = logging.LogRecord("papermill", logging.INFO, __file__, 1, "\n", (), None)
+    assert not cells.filter(blank)
