@@ -11,6 +11,11 @@ departures so their effect can be measured:
 
 Every dataset ends as `SequenceData`: one int64 array a user, item ids 1..n_items, oldest first, with
 id 0 reserved for padding.
+
+Before planning runs: `check_dataset(name)` raises a DataError for a name or file that cannot be loaded,
+and `fingerprint(name)` is a sha256 of the dataset's content for a run's hash (file digests are cached
+by path, size and mtime_ns). `truncation_summary` counts what `max_len` cuts off; `shuffle_inputs`
+serves the shuffled-history evaluation; `sample_negatives` draws the fixed sampled candidates.
 """
 
 from __future__ import annotations
@@ -535,16 +540,16 @@ def _resolve_path(name: str) -> tuple[str, Path]:
     as_path = Path(name).expanduser()
     hint = f"Give a dataset name ({', '.join(known_datasets()[:-1])}) or the path of a data file."
     if as_path.is_dir():
-        inside = sorted(
-            str(p) for p in as_path.rglob("*") if p.is_file() and p.suffix in _SEQUENCE_SUFFIXES + _RATINGS_SUFFIXES
-        )[:5]
+        near = [*as_path.glob("*"), *as_path.glob("*/*")]  # two levels: a big tree is not walked
+        inside = sorted(str(p) for p in near if p.suffix in _SEQUENCE_SUFFIXES + _RATINGS_SUFFIXES and p.is_file())[:5]
         found = f" Data files inside it: {', '.join(inside)}." if inside else " It holds no .txt, .csv or .csv.gz file."
         raise DataError(f"{as_path} is a directory, not a dataset file.{found} {hint}")
     looks_like_path = as_path.suffix in _SEQUENCE_SUFFIXES + _RATINGS_SUFFIXES or os.sep in name or name.startswith("~")
     if not looks_like_path:
         raise DataError(f"unknown dataset {name!r}. Known datasets: {', '.join(known_datasets())}")
     if not as_path.exists():
-        raise DataError(f"no file at {as_path} (resolved: {as_path.resolve()}). {hint}")
+        resolved = "" if as_path.is_absolute() else f" (resolved: {as_path.resolve()})"
+        raise DataError(f"no file at {as_path}{resolved}. {hint}")
     if as_path.suffix in _SEQUENCE_SUFFIXES:
         return "sequences", as_path
     if as_path.suffix in _RATINGS_SUFFIXES:
