@@ -65,7 +65,7 @@ book: setup
 # one notebook with other parameters, e.g. make notebook NB=01_layer_scan ARGS="-p dataset sports"
 notebook: setup
 	@mkdir -p $(BUILD)
-	$(PY) -m papermill -p profile $(PROFILE) $(ARGS) notebooks/$(NB).ipynb $(BUILD)/$(NB).ipynb
+	$(PY) -m slmrec_lib.reproduce --profile $(PROFILE) $(ARGS) --out $(BUILD) notebooks/$(NB).ipynb
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks

@@ -1,12 +1,13 @@
 """Run the book's notebooks with papermill, one after another, showing a person what happens.
 
     python -m slmrec_lib.reproduce --profile cpu --out build/cpu notebooks/0*.ipynb
+    python -m slmrec_lib.reproduce --profile cpu -p dataset toys --out build/cpu notebooks/01_layer_scan.ipynb
 
-This is what `make reproduce` calls. For each notebook it prints a time-stamped header, streams the
+This is what `make reproduce` and `make notebook` call. For each notebook it prints a time-stamped header, streams the
 cells' output (papermill's `log_output`: the training loop's plain progress lines, tables, messages)
 to stderr, a short `cell i/n` line as each cell starts, and the seconds the notebook took. At the end
-it prints every notebook's time and writes them to `<out>/stage_times.csv` (notebook, status,
-started, seconds). It stops at the first notebook that fails, naming the executed copy that holds the
+it prints every notebook's time; `<out>/stage_times.csv` (notebook, status, started, seconds) keeps
+the latest run of each notebook (a notebook run again on its own replaces only its row). It stops at the first notebook that fails, naming the executed copy that holds the
 traceback, and exits with status 1.
 
 - `SLMREC_PROGRESS_LOG` is set to `<out>/progress.log` unless already set, so the training loop in
@@ -107,7 +108,17 @@ def _cell_count(path: Path) -> int:
     return len(cells) + any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
 
 
+def read_stage_times(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return [dict(r, seconds=float(r["seconds"])) for r in csv.DictReader(fh)]
+
+
 def write_stage_times(rows: list[dict], path: Path) -> None:
+    """`rows` merged into the file: a notebook run again replaces its old row, others keep theirs."""
+    ran = {r["notebook"] for r in rows}
+    rows = sorted([r for r in read_stage_times(path) if r["notebook"] not in ran] + rows, key=lambda r: r["notebook"])
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["notebook", "status", "started", "seconds"], lineterminator="\n")
     writer.writeheader()
@@ -168,14 +179,30 @@ def reproduce(notebooks: list[Path], out: Path, parameters: dict, stream=None) -
     return rows
 
 
+def parameter_value(text: str):
+    """A `-p NAME VALUE` value as papermill's command line reads it: True/False/None, an int, a float, else text."""
+    named = {"True": True, "False": False, "None": None}
+    if text in named:
+        return named[text]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("notebooks", nargs="+", type=Path, help=".ipynb files, run in the order given")
     ap.add_argument("--out", type=Path, required=True, help="folder for the executed notebooks")
     ap.add_argument("--profile", required=True, help="papermill parameter `profile` (smoke, cpu, gpu, paper)")
     ap.add_argument("--dataset", default=None, help="papermill parameter `dataset` (default: the profile's)")
+    ap.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="another papermill parameter, as papermill's own -p (e.g. -p dataset toys)")
     args = ap.parse_args(argv)
     parameters = {"profile": args.profile, **({"dataset": args.dataset} if args.dataset else {})}
+    parameters.update({name: parameter_value(value) for name, value in args.parameter})
     try:
         reproduce(args.notebooks, args.out, parameters)
     except ReproduceError as err:

@@ -7,7 +7,7 @@
 notebooks). Each notebook becomes one page through nbconvert's HTML exporter (the JupyterLab
 template, images embedded, so figures and tables are inline and a page is one self-contained file);
 `index.html` lists the pages with their titles, papermill's run time and status, the parameters and
-the stage times `make reproduce` wrote. The site is built in a temporary folder and then replaces
+the stage times `make reproduce` wrote (the latest run of each notebook). The site is built in a temporary folder and then replaces
 the old one, so a failed build leaves the last good site in place.
 
 Why nbconvert and not Jupyter Book: nbconvert is already installed with JupyterLab, builds offline
@@ -111,7 +111,7 @@ def render_index(pages: list[Page], title: str, stages: list[dict]) -> str:
         f'<tr><td>{esc(s.get("notebook", ""))}</td><td>{esc(s.get("status", ""))}</td>'
         f'<td>{esc(s.get("started", ""))}</td><td class="num">{esc(s.get("seconds", ""))}</td></tr>'
         for s in stages)
-    stage_table = (f"<h2>Stage times of the last <code>make reproduce</code></h2>\n<table>\n"
+    stage_table = (f"<h2>Stage times (the latest run of each notebook)</h2>\n<table>\n"
                    f"<tr><th>notebook</th><th>status</th><th>started</th><th>seconds</th></tr>\n"
                    f"{stage_rows}\n</table>") if stages else ""
     total = sum(p.seconds or 0.0 for p in pages)

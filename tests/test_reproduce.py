@@ -87,3 +87,20 @@ def test_cell_lines_are_rewritten_and_noise_dropped():
     assert not cells.filter(ending)
     blank = logging.LogRecord("papermill", logging.INFO, __file__, 1, "\n", (), None)
     assert not cells.filter(blank)
+
+
+def test_parameters_read_as_papermill_reads_them(tmp_path, monkeypatch):
+    assert [rp.parameter_value(v) for v in ("3", "0.5", "True", "None", "toys")] == [3, 0.5, True, None, "toys"]
+    seen = {}
+    monkeypatch.setattr(rp, "reproduce", lambda notebooks, out, parameters: seen.update(parameters))
+    assert rp.main(["--profile", "cpu", "-p", "dataset", "toys", "-p", "seeds", "2", "--out", "x", "a.ipynb"]) == 0
+    assert seen == {"profile": "cpu", "dataset": "toys", "seeds": 2}
+
+
+def test_stage_times_keep_the_latest_run_of_each_notebook(tmp_path):
+    path = tmp_path / rp.STAGE_TIMES
+    rp.write_stage_times([dict(notebook="00_data.ipynb", status="ok", started="t0", seconds=5.0),
+                          dict(notebook="01_layer_scan.ipynb", status="failed", started="t0", seconds=9.0)], path)
+    rp.write_stage_times([dict(notebook="01_layer_scan.ipynb", status="ok", started="t1", seconds=7.5)], path)
+    assert [(r["notebook"], r["status"], r["seconds"]) for r in rp.read_stage_times(path)] == [
+        ("00_data.ipynb", "ok", 5.0), ("01_layer_scan.ipynb", "ok", 7.5)]
