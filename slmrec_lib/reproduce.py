@@ -10,6 +10,8 @@ it prints every notebook's time; `<out>/stage_times.csv` (notebook, status, star
 the latest run of each notebook (a notebook run again on its own replaces only its row). It stops at the first notebook that fails, naming the executed copy that holds the
 traceback, and exits with status 1.
 
+- Before the first kernel starts, the dataset's file is looked up (and downloaded where it is missing
+  and a network exists): without it the run stops at once with the message that says where to put it.
 - `SLMREC_PROGRESS_LOG` is set to `<out>/progress.log` unless already set, so the training loop in
   every kernel also appends its progress lines there (`tail -f` it from another terminal).
 - The kernel is started without the "Kernel is running over TCP without encryption" warning by
@@ -179,6 +181,21 @@ def reproduce(notebooks: list[Path], out: Path, parameters: dict, stream=None) -
     return rows
 
 
+def check_data(profile: str, dataset: str | None) -> list[Path]:
+    """The files of the dataset the notebooks will read (`dataset`, else the profile's first), found or
+    downloaded before any kernel starts, so a missing file stops the run in seconds with the data
+    layer's message (which names where to put it). Synthetic data and a dataset given by path: []."""
+    from . import data, profiles
+
+    try:
+        name = dataset or profiles.get_profile(profile).datasets[0]
+        if name == "synthetic" or Path(name).expanduser().is_file():
+            return []
+        return data.fetch(name)
+    except (data.DataError, profiles.ProfileError) as err:
+        raise ReproduceError(str(err)) from err
+
+
 def parameter_value(text: str):
     """A `-p NAME VALUE` value as papermill's command line reads it: True/False/None, an int, a float, else text."""
     named = {"True": True, "False": False, "None": None}
@@ -204,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parameters = {"profile": args.profile, **({"dataset": args.dataset} if args.dataset else {})}
     parameters.update({name: parameter_value(value) for name, value in args.parameter})
     try:
+        for path in check_data(args.profile, parameters.get("dataset")):
+            print(f"[{stamp()}] data: {path}", file=sys.stderr, flush=True)
         reproduce(args.notebooks, args.out, parameters)
     except ReproduceError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -93,6 +93,7 @@ def test_parameters_read_as_papermill_reads_them(tmp_path, monkeypatch):
     assert [rp.parameter_value(v) for v in ("3", "0.5", "True", "None", "toys")] == [3, 0.5, True, None, "toys"]
     seen = {}
     monkeypatch.setattr(rp, "reproduce", lambda notebooks, out, parameters: seen.update(parameters))
+    monkeypatch.setattr(rp, "check_data", lambda profile, dataset: [])
     assert rp.main(["--profile", "cpu", "-p", "dataset", "toys", "-p", "seeds", "2", "--out", "x", "a.ipynb"]) == 0
     assert seen == {"profile": "cpu", "dataset": "toys", "seeds": 2}
 
@@ -104,3 +105,21 @@ def test_stage_times_keep_the_latest_run_of_each_notebook(tmp_path):
     rp.write_stage_times([dict(notebook="01_layer_scan.ipynb", status="ok", started="t1", seconds=7.5)], path)
     assert [(r["notebook"], r["status"], r["seconds"]) for r in rp.read_stage_times(path)] == [
         ("00_data.ipynb", "ok", 5.0), ("01_layer_scan.ipynb", "ok", 7.5)]
+
+
+def test_missing_data_stops_before_any_kernel(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SLMREC_DATA_DIR", str(tmp_path / "nodata"))
+    monkeypatch.setattr("slmrec_lib.data._download", lambda url, dest: (_ for _ in ()).throw(OSError("no network")))
+    started = []
+    monkeypatch.setattr(rp, "reproduce", lambda *a, **k: started.append(a))
+    assert rp.main(["--profile", "cpu", "--out", str(tmp_path / "out"), "a.ipynb"]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'nodata' / 'amazon2014' / 'Beauty.txt'} is missing" in err and "SLMREC_DATA_DIR" in err
+    assert not started
+    assert rp.check_data("smoke", None) == []
+
+
+def test_real_data_is_found(real_data_dir, monkeypatch):
+    monkeypatch.setenv("SLMREC_DATA_DIR", str(real_data_dir))
+    assert rp.check_data("cpu", None) == [real_data_dir.resolve() / "amazon2014" / "Beauty.txt"]
+    assert rp.check_data("cpu", "sports") == [real_data_dir.resolve() / "amazon2014" / "Sports_and_Outdoors.txt"]
