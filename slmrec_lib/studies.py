@@ -1,8 +1,8 @@
 """The runs behind each notebook (research question), as lists of RunConfig for a profile.
 
 Labels follow the paper with our depths: E4SRec_k keeps the first k layers; SLMRec_{n<-m} is an
-n-layer student of an m-layer teacher. `paper_row(label, profile)` maps a label to the paper's row
-(our deepest model plays the paper's 32-layer E4SRec*).
+n-layer student of an m-layer teacher. Which of the paper's rows a run plays is the book's
+(`book.paper_row`, from the run's tidy columns).
 """
 
 from __future__ import annotations
@@ -145,24 +145,3 @@ def study(name: str, profile: str | Profile, dataset: str) -> list[RunConfig]:
         raise ValueError(f"unknown study {name!r}; known: {', '.join(STUDIES)}")
     return STUDIES[name](profile, dataset)
 
-
-def paper_row(label: str, profile: str) -> str | None:
-    """The paper's main-table row a label plays (our deepest model stands for the 32-layer E4SRec*)."""
-    prof = get_profile(profile)
-    depth = prof.paper_depths
-    if label in ("GRU4Rec", "BERT4Rec", "SASRec"):
-        return label
-    if label.startswith("P5_"):
-        return "Open-P5_LLaMa"
-    if label.startswith("E4SRec_"):
-        k = int(label.split("_")[1])
-        if k not in depth:
-            return None
-        return "E4SRec*" if depth[k] == 32 else f"E4SRec_{depth[k]}*"
-    if label.startswith("SLMRec_"):
-        head, _, rest = label.partition(" ")
-        n, m = head[len("SLMRec_"):].split("<-")
-        if int(n) not in depth or int(m) not in depth or "=" in rest:
-            return None
-        return f"SLMRec_{depth[int(n)]}<-{depth[int(m)]}" + (f" {rest}" if rest else "")
-    return None
