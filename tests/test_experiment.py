@@ -115,10 +115,14 @@ def test_studies_name_the_paper_rows():
     labels = [c.label for c in studies.main_table("gpu", "beauty")]
     assert {"E4SRec_30", "E4SRec_8", "E4SRec_4", "SLMRec_8<-30", "SLMRec_4<-30", "SLMRec_4<-8",
             "SLMRec_4<-8 +D_norm +L_ms", "GRU4Rec", "BERT4Rec", "SASRec"} <= set(labels)
-    assert studies.paper_row("E4SRec_30", "gpu") == "E4SRec*"
-    assert studies.paper_row("SLMRec_4<-30", "gpu") == "SLMRec_4<-32"
-    assert studies.paper_row("SLMRec_4<-8 +D_norm", "gpu") == "SLMRec_4<-8 +D_norm"
-    assert studies.paper_row("E4SRec_8", "cpu") == "E4SRec_8*"
+    from slmrec_lib import book
+
+    gpu, cpu = book.start("gpu", quiet=True), book.start("cpu", quiet=True)
+    plays = {c.label: book.paper_row(c, gpu) for c in studies.main_table(gpu.profile, "beauty") if c.seed == 0}
+    assert plays["E4SRec_30"] == "E4SRec*" and plays["E4SRec_8"] == "E4SRec_8*"
+    assert plays["SLMRec_4<-30"] == "SLMRec_4<-32" and plays["SLMRec_4<-8 +D_norm"] == "SLMRec_4<-8 +D_norm"
+    # cpu: depth = mid = 8; the deepest E4SRec plays E4SRec* (the reference), E4SRec_8* then has no model
+    assert book.paper_row(studies.e4srec(cpu.profile, "beauty", 8), cpu) == "E4SRec*"
     # three seeds of every row but P5
     per_label = pd.Series(labels).value_counts()
     assert per_label["SLMRec_4<-8"] == 3
