@@ -20,15 +20,18 @@
 #
 # Every table and figure of the book says which profile, dataset and backbone produced it.
 
+# %%
+# the names defined before the parameters: book.start checks what the parameters cells added
+from slmrec_lib import book
+_before = set(globals())
+
 # %% tags=["parameters"]
 profile = "smoke"  # smoke | cpu | gpu | paper (see slmrec_lib/profiles.py)
 dataset = None  # None: the profile's first dataset; else a name of slmrec_lib.data.known_datasets() or a file
 
 # %%
-from slmrec_lib import book, plots
-
-b = book.start(profile, dataset)
-plots.setup()
+b = book.start(profile, dataset, names=set(globals()) - _before)
+book.figures.setup()
 
 # %% [markdown]
 # ## Our datasets, as the profile uses them
@@ -48,8 +51,8 @@ ours
 book.paper_dataset_checks()
 
 # %%
-fig = plots.length_hist(book.sequence_lengths(b), b)
-plots.save(fig, b.figure_path("sequence_lengths"))
+fig = book.figures.length_hist(book.sequence_lengths(b), b)
+book.figures.save(fig, b.figure_path("sequence_lengths"))
 
 # %%
 print(book.dataset_findings(b))

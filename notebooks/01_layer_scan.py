@@ -19,15 +19,18 @@
 # LLM's depth looks redundant for sequential recommendation. How do HR@10, NDCG@10 and MRR of E4SRec_k
 # change with k here, and where does SASRec (whose item table the LLM models read) stand?
 
+# %%
+# the names defined before the parameters: book.start checks what the parameters cells added
+from slmrec_lib import book
+_before = set(globals())
+
 # %% tags=["parameters"]
 profile = "smoke"  # smoke | cpu | gpu | paper (see slmrec_lib/profiles.py)
 dataset = None  # None: the profile's first dataset; else a name of slmrec_lib.data.known_datasets() or a file
 
 # %%
-from slmrec_lib import book, experiment, plots, studies
-
-b = book.start(profile, dataset)
-plots.setup()
+b = book.start(profile, dataset, names=set(globals()) - _before)
+book.figures.setup()
 
 # %% [markdown]
 # ## Runs
@@ -35,11 +38,11 @@ plots.setup()
 # `results/<profile>/runs/` are read back, never trained twice.
 
 # %%
-rows = experiment.run_all(studies.layer_scan(b.name, b.dataset), b.name)
+rows = book.study_rows(b, "layer_scan")
 
 # %% [markdown]
 # ## Ours beside the paper's scan
-# Test stage, sampled protocol, fractions. The paper's columns are its Cloth scan (Llama-2-7B, Amazon
+# Test stage, sampled protocol, percent. The paper's columns are its Cloth scan (Llama-2-7B, Amazon
 # 2018 Cloth), read by eye from the figure in the authors' repository, at the same k (our deepest model
 # stands for its 32 layers). Different data and backbone: compare the shape over k, not the levels.
 
@@ -48,8 +51,8 @@ table = book.layer_scan_table(rows, b)
 table.round(4)
 
 # %%
-fig = plots.layer_scan(table, b)
-plots.save(fig, b.figure_path("layer_scan"))
+fig = book.figures.layer_scan(table, b, rows)
+book.figures.save(fig, b.figure_path("layer_scan"))
 
 # %%
 print(book.scan_findings(table))

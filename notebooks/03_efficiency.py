@@ -22,6 +22,11 @@
 # benchmark (`slmrec_lib/timing.py`: warm-up, device synchronised around each call, median of repeats)
 # of E4SRec at the profile's depths and of the student with its teacher, under equal conditions.
 
+# %%
+# the names defined before the parameters: book.start checks what the parameters cells added
+from slmrec_lib import book
+_before = set(globals())
+
 # %% tags=["parameters"]
 profile = "smoke"  # smoke | cpu | gpu | paper (see slmrec_lib/profiles.py)
 dataset = None  # None: the profile's first dataset; else a name of slmrec_lib.data.known_datasets() or a file
@@ -29,10 +34,8 @@ with_p5 = True  # as in 02_main_table (the same runs are read back)
 force_timing = False  # measure again even if results/<profile>/timing.csv has this dataset at these settings
 
 # %%
-from slmrec_lib import book, experiment, plots, studies, timing
-
-b = book.start(profile, dataset)
-plots.setup()
+b = book.start(profile, dataset, names=set(globals()) - _before)
+book.figures.setup()
 
 # %% [markdown]
 # ## The runs' own costs
@@ -41,7 +44,7 @@ plots.setup()
 # the L_ms heads), mean over seeds; the paper's RQ2 row beside where one maps (hours, billions).
 
 # %%
-rows = experiment.run_all(studies.main_table(b.name, b.dataset, with_p5=with_p5), b.name)
+rows = book.study_rows(b, "main_table", with_p5=with_p5)
 book.efficiency_table(rows, b)
 
 # %% [markdown]
@@ -50,18 +53,14 @@ book.efficiency_table(rows, b)
 # `results/<profile>/timing.csv` and read back on the next run (`force_timing=True` measures again).
 
 # %%
-try:
-    timed = timing.load_or_measure(b.name, b.dataset, force=force_timing)
-except experiment.MissingResult as exc:  # a GPU profile, read without a GPU, never timed on this dataset
-    print(f"not measured: {exc}\nThe speed verdicts below are 'not measured' (a GPU profile's runs shared devices).")
-    timed = timing.load(b.name, b.dataset)  # empty
+timed = book.timing_rows(b, measure=True, force=force_timing)  # empty where a GPU profile was never timed here
 if not timed.empty:
-    display(timing.summary(timed))
+    display(book.timing_summary(timed))
 
 # %%
 if not timed.empty:
-    fig = plots.efficiency(timed, b)
-    plots.save(fig, b.figure_path("efficiency"))
+    fig = book.figures.efficiency(timed, b)
+    book.figures.save(fig, b.figure_path("efficiency"))
 
 # %%
 claims = book.judge_efficiency(rows, b, timed)

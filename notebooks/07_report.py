@@ -19,22 +19,25 @@
 # Every run is read back from the earlier notebooks (missing ones are trained now, except a GPU
 # profile's on a machine without a GPU: those are listed at the end of the report).
 
+# %%
+# the names defined before the parameters: book.start checks what the parameters cells added
+from IPython.display import Markdown, display
+
+from slmrec_lib import book
+_before = set(globals())
+
 # %% tags=["parameters"]
 profile = "smoke"  # smoke | cpu | gpu | paper (see slmrec_lib/profiles.py)
 dataset = None  # None: the profile's first dataset; else a name of slmrec_lib.data.known_datasets() or a file
 with_p5 = True  # as in 02_main_table
 
 # %%
-from IPython.display import Markdown, display
-
-from slmrec_lib import book, plots, timing
-
-b = book.start(profile, dataset)
-plots.setup()
+b = book.start(profile, dataset, names=set(globals()) - _before)
+book.figures.setup()
 
 # %%
 rows = book.run_studies(b, with_p5=with_p5)
-timed = timing.load(b.name, b.dataset)  # the benchmark of 03_efficiency (empty if it was not run)
+timed = book.timing_rows(b)  # the benchmark of 03_efficiency (empty if it was not run)
 
 # %% [markdown]
 # ## Ours beside the paper's, for every row that maps
@@ -45,22 +48,29 @@ comparison = book.comparison_table(rows, b)
 book.formatted(comparison)
 
 # %%
-fig = plots.report(comparison, b)
-plots.save(fig, b.figure_path("report"))
+fig = book.figures.report(comparison, b, rows)
+book.figures.save(fig, b.figure_path("report"))
 
 # %% [markdown]
 # ## The claims
-# Accuracy claims: holds / does not hold when the difference of means is beyond twice its standard
-# error over seeds (`book.K_SE`), else inconclusive. Efficiency claims: against the paper's figure
-# scaled to our depths, within `book.EFFICIENCY_TOLERANCE` (the timing benchmark of 03 where saved,
-# else the runs' own clocks).
+# Accuracy claims, each under every protocol of the profile side by side: the test is named in each
+# row (Welch's t on per-seed scores, or the paired bootstrap over seeds and users where the runs kept
+# their per-user ranks), with a 95% interval of the relative difference and the p-value Holm-adjusted
+# over all the claims of the report (`book.claims` says how a verdict follows). Efficiency claims:
+# against the paper's figure scaled to our depths, within `book.EFFICIENCY_TOLERANCE` (the timing
+# benchmark of 03 where saved, else the runs' own clocks). Then Kendall's tau between the models'
+# orderings under the two protocols.
 
 # %%
 claims = book.judge_all(rows, b, timed)
-claims
+book.side_by_side(claims[claims.protocol != ""])
 
 # %%
-csv_path, md_path = book.write_report(b, comparison, claims, rows.attrs.get("missing"))
+agreement = book.protocol_agreement(rows)
+agreement
+
+# %%
+csv_path, md_path = book.write_report(b, comparison, claims, rows.attrs.get("missing"), rows, agreement)
 print(book.findings(claims))
 display(Markdown(md_path.read_text()))
 

@@ -7,7 +7,7 @@ import jupytext
 import nbformat
 import pytest
 
-from slmrec_lib import notebook_sync, paths
+from slmrec_lib import book, notebook_sync, paths
 
 FOLDER = paths.REPO_ROOT / "notebooks"
 NAMES = ["00_data", "01_layer_scan", "02_main_table", "03_efficiency", "04_ablation", "05_online_kd",
@@ -53,10 +53,19 @@ def test_notebook_shape(name):
     assert 'profile = "smoke"' in params[0].source and "dataset = None" in params[0].source
     for line in params[0].source.splitlines():  # literals only: papermill replaces this cell's values
         assert re.fullmatch(r'\w+ = ("[^"]*"|None|True|False|-?\d+(\.\d+)?)(\s+#.*)?', line), line
-    first_code = [c for c in cells if c.cell_type == "code" and c is not params[0]][0]
-    assert "book.start(profile, dataset)" in first_code.source
+    # before the parameters: the book's import and a snapshot of the names (book.start checks what the
+    # parameters cell and papermill's injected cell add); right after them, book.start with those names
+    at = cells.index(params[0])
+    before = [c for c in cells[:at] if c.cell_type == "code"]
+    assert len(before) == 1 and before[0].source.rstrip().endswith("_before = set(globals())")
+    assert "book.start(profile, dataset, names=set(globals()) - _before)" in cells[at + 1].source
+    declared = {line.split("=")[0].strip() for line in params[0].source.splitlines()}
+    assert declared <= set(book.PARAMETERS), declared - set(book.PARAMETERS)
     source = "\n".join(c.source for c in cells if c.cell_type == "code")
-    assert "plots.save(" in source and "b.figure_path(" in source
+    assert "book.figures.save(" in source and "b.figure_path(" in source
+    # notebooks import only the book (and IPython's display)
+    imports = re.findall(r"^(?:from|import) [\w.]+(?: import [\w, ]+)?", source, flags=re.M)
+    assert set(imports) <= {"from slmrec_lib import book", "from IPython.display import Markdown, display"}, imports
     last = cells[-1]
     assert last.cell_type == "markdown" and last.source.startswith("## What we saw")
     assert not re.search(r"\d+\.\d+|\d\s*%|\d+(\.\d+)?x\b", last.source), "the closing cell states a number"
@@ -64,3 +73,16 @@ def test_notebook_shape(name):
 
 def test_every_notebook_is_in_the_book():
     assert sorted(p.stem for p in FOLDER.glob("[0-9][0-9]_*.py")) == NAMES
+
+
+def test_a_misspelt_papermill_parameter_is_an_error(tmp_path, monkeypatch):
+    """papermill only warns about a parameter the notebook does not declare and injects it anyway: the
+    book's check (book.start with the names the parameters cells defined) makes it an error."""
+    import papermill as pm
+
+    monkeypatch.setenv("SLMREC_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("SLMREC_FIGURES_DIR", str(tmp_path / "figures"))
+    out = tmp_path / "out.ipynb"
+    with pytest.raises(pm.PapermillExecutionError, match=r"unknown notebook parameter\(s\) \['dataste'\]"):
+        pm.execute_notebook(str(FOLDER / "00_data.ipynb"), str(out), parameters={"dataste": "beauty"},
+                            progress_bar=False, kernel_name="python3")

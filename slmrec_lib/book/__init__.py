@@ -25,7 +25,7 @@ from .context import PARAMETERS, Book, BookError, check_parameters, known_datase
 from .paper import (MAIN_METRICS, PAPER_DEPTH, PAPER_MID, PAPER_SMALL, REFERENCE, SCAN_METRICS, average_improvement,
                     check_one_to_one, paper, paper_dataset_checks, paper_long, paper_row)
 from .report import write_report
-from .runs import (BLOCKS_1, BLOCKS_2, DEEP, E4_MID, E4_SMALL, FULL, FULL_ONLINE, OFF, ON, P5, SASREC, STUDENT,
+from .runs import (BLOCKS_1, BLOCKS_2, BLOCKS_NOTE, DEEP, E4_MID, E4_SMALL, FULL, FULL_ONLINE, OFF, ON, P5, SASREC, STUDENT,
                    STUDENT_MS, STUDENT_NORM, STUDY_NAMES, Side, groups, normalized, protocols, rows_of, run_studies,
                    sampled_protocol, select, study_configs, study_rows, timing_rows, timing_summary)
 from .tables import (comparison_table, dataset_findings, dataset_table, efficiency_table, formatted,

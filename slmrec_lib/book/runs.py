@@ -264,3 +264,6 @@ def timing_summary(timed: pd.DataFrame) -> pd.DataFrame:
     from .. import timing
 
     return timing.summary(timed)
+
+BLOCKS_NOTE = ("b = 1 is '+D_norm' only: L_ms needs an intermediate block end for its extra heads, and one block "
+               "has none; b = 2 and 4 carry D_cos + D_norm + L_ms")
