@@ -6,6 +6,7 @@
 `make book PROFILE=cpu` calls the first (after `make reproduce PROFILE=cpu` has executed the
 notebooks). Each notebook becomes one page through nbconvert's HTML exporter (the JupyterLab
 template, images embedded, so figures and tables are inline and a page is one self-contained file);
+a line of links at the top of each page leads to the index and the pages before and after;
 `index.html` lists the pages with their titles, papermill's run time and status, the parameters and
 the stage times `make reproduce` wrote (the latest run of each notebook). The site is built in a temporary folder and then replaces
 the old one, so a failed build leaves the last good site in place.
@@ -135,6 +136,20 @@ Built {datetime.now().strftime("%Y-%m-%d %H:%M")}; {len(pages)} notebooks, {tota
 """
 
 
+def with_nav(body: str, pages: list[Page], i: int) -> str:
+    """`body` (a page's HTML) with a line of links at the top: the index, the previous and next page."""
+    links = ['<a href="index.html">index</a>']
+    if i > 0:
+        links.append(f'<a href="{html.escape(pages[i - 1].html)}">&larr; {html.escape(pages[i - 1].title)}</a>')
+    if i + 1 < len(pages):
+        links.append(f'<a href="{html.escape(pages[i + 1].html)}">{html.escape(pages[i + 1].title)} &rarr;</a>')
+    nav = ('<nav style="font-family: system-ui, sans-serif; padding: .5rem 1rem; border-bottom: 1px solid #ccc">'
+           + " &middot; ".join(links) + "</nav>")
+    start = body.find("<body")
+    end = body.find(">", start) + 1 if start >= 0 else 0
+    return body[:end] + nav + body[end:]
+
+
 def build_site(src: Path, out: Path, title: str | None = None) -> Path:
     """Render every executed notebook `src/*.ipynb` into `out/` with an index; returns `out/index.html`."""
     import nbformat
@@ -149,14 +164,12 @@ def build_site(src: Path, out: Path, title: str | None = None) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp"))
     try:
-        pages = []
-        for path in notebooks:
-            nb = nbformat.read(path, as_version=4)
-            page = _page(nb, path)
+        read = [(path, nbformat.read(path, as_version=4)) for path in notebooks]
+        pages = [_page(nb, path) for path, nb in read]
+        for i, ((path, nb), page) in enumerate(zip(read, pages)):
             body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": page.title,
                                                                              "path": str(path.parent)}})
-            (tmp / page.html).write_text(body, encoding="utf-8")
-            pages.append(page)
+            (tmp / page.html).write_text(with_nav(body, pages, i), encoding="utf-8")
         (tmp / "index.html").write_text(render_index(pages, title or f"slmrec-book: {src.name}",
                                                       _stage_times(src)), encoding="utf-8")
         os.chmod(tmp, 0o755)

@@ -70,6 +70,8 @@ def test_pages_and_index(executed, tmp_path):
     page = (out / "00_data.html").read_text()
     assert "data:image/png;base64," in page  # the figure is inline
     assert "<td>HR@10</td>" in page  # and the table
+    assert '<a href="index.html">index</a> &middot; <a href="01_layer_scan.html">01 · Layer scan &rarr;</a>' in page
+    assert '<a href="00_data.html">&larr; 00 · The data</a>' in (out / "01_layer_scan.html").read_text()
 
 
 def test_rebuild_replaces_the_old_site(executed, tmp_path):
