@@ -29,8 +29,14 @@ def _stage_rows(folder):
         return list(csv.DictReader(fh))
 
 
+@pytest.fixture(autouse=True)
+def _no_progress_log(monkeypatch):
+    """reproduce() sets SLMREC_PROGRESS_LOG for its kernels; undo that after each test."""
+    monkeypatch.setenv(rp.PROGRESS_LOG_ENV, "unset")  # records the value to restore
+    monkeypatch.delenv(rp.PROGRESS_LOG_ENV)
+
+
 def test_runs_in_order_streams_output_and_writes_stage_times(tmp_path, monkeypatch, capfd):
-    monkeypatch.delenv(rp.PROGRESS_LOG_ENV, raising=False)
     first = _notebook(tmp_path / "a.ipynb", "import os\nprint('progress log:', os.environ['SLMREC_PROGRESS_LOG'])")
     second = _notebook(tmp_path / "b.ipynb", "import sys\nprint('profile is', profile, file=sys.stderr)")
     out, stream = tmp_path / "out", io.StringIO()

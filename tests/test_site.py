@@ -115,8 +115,9 @@ def test_browser_reports_a_broken_image_and_a_missing_page(executed, tmp_path):
 
 
 @needs_chromium
-def test_browser_site_of_an_executed_smoke_notebook(tmp_path):
+def test_browser_site_of_an_executed_smoke_notebook(tmp_path, monkeypatch):
     """The real thing at smoke size: 00_data run by papermill (as `make reproduce` does), then the site."""
+    monkeypatch.setenv(rp.PROGRESS_LOG_ENV, str(tmp_path / "progress.log"))
     out = tmp_path / "build" / "smoke"
     rp.reproduce([site.paths.REPO_ROOT / "notebooks" / "00_data.ipynb"], out, {"profile": "smoke"},
                  stream=io.StringIO())
