@@ -1,4 +1,5 @@
-"""The notebooks' helpers: parameter checks, the paper's average improvement, verdicts, timing."""
+"""The book package: parameter checks, runs picked by tidy columns, the paper-row mapping, the paper's
+average improvement, verdicts with their statistics under both protocols, the report, timing."""
 
 import math
 
@@ -6,31 +7,59 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats as sps
 
-from slmrec_lib import book, timing
-from slmrec_lib.profiles import ProfileError
+from slmrec_lib import book, config, stats, studies, timing
+from slmrec_lib.profiles import ProfileError, get_profile
 
 METRICS = list(book.MAIN_METRICS)
 SAMPLED = "sampled-50-seed0"
+B = book.start("smoke", quiet=True)
+P = B.profile
+DS = "synthetic"
+MODELS = {  # name -> the smoke profile's config of that model for a seed
+    "deep": lambda s: studies.e4srec(P, DS, P.depth, s),
+    "small": lambda s: studies.e4srec(P, DS, P.small, s),
+    "mid": lambda s: studies.e4srec(P, DS, P.mid, s),
+    "student": lambda s: studies.slmrec(P, DS, P.small, P.mid, s, variant=""),
+    "norm": lambda s: studies.slmrec(P, DS, P.small, P.mid, s, variant=" +D_norm"),
+    "full": lambda s: studies.slmrec(P, DS, P.small, P.mid, s),
+    "online": lambda s: studies.slmrec(P, DS, P.small, P.mid, s, mode="online"),
+    "b1": lambda s: studies.slmrec(P, DS, P.small, P.mid, s, " +D_norm", blocks=1),
+    "sasrec": lambda s: studies.baseline(P, DS, "sasrec", s),
+    "gru4rec": lambda s: studies.baseline(P, DS, "gru4rec", s),
+}
 
 
-def _rows(values: dict[str, list[float]], metrics=METRICS) -> pd.DataFrame:
-    """Test-stage sampled rows: model -> one value a seed, the same for every metric."""
+def _rows(values: dict, protocols=(SAMPLED,), metrics=METRICS, users=100) -> pd.DataFrame:
+    """Test-stage rows with the tidy columns of real configs: name -> one value a seed (every metric
+    alike); under "full" the values are halved."""
     out = []
-    for model, per_seed in values.items():
+    for name, per_seed in values.items():
         for seed, v in enumerate(per_seed):
-            for m in metrics:
-                out.append(dict(model=model, seed=seed, stage="test", protocol=SAMPLED, metric=m, value=v,
-                                config_hash=f"{model}-{seed}", dataset="synthetic", n_users=100))
-    return pd.DataFrame(out)
+            cfg = MODELS[name](seed)
+            base = dict(config.columns(cfg), config_hash=cfg.hash, model=cfg.label, seed=seed, dataset=DS,
+                        n_users=users, git_sha="abc1234", stage="test", train_seconds=1.0, steps=10,
+                        eval_seconds_per_user=0.01, train_params=10, inference_params=100)
+            for protocol in protocols:
+                for m in metrics:
+                    out.append(dict(base, protocol=protocol, metric=m, value=v if protocol != "full" else v / 2))
+    return book.normalized(pd.DataFrame(out))
 
 
 # ------------------------------------------------------------------------------------------ start
 def test_start_defaults_to_the_profiles_first_dataset():
     b = book.start("smoke", None, quiet=True)
     assert b.dataset == "synthetic" and b.backbone == "tiny:12"
-    assert "profile smoke, dataset synthetic, backbone tiny:12" in b.caption("x")
-    assert b.label("SLMRec_{small}<-{mid}") == "SLMRec_4<-8"
+    assert "profile smoke, dataset synthetic, backbone tiny:12, 3 seeds" in b.caption("x", "3 seeds")
+    assert (b.depth("depth"), b.depth("mid"), b.depth("small"), b.depth(2)) == (12, 8, 4, 2)
+
+
+def test_start_keeps_the_profile_object_it_is_given():
+    prof = get_profile("smoke", seeds=(0, 1, 2))
+    b = book.start(prof, quiet=True)
+    assert b.profile is prof  # never re-resolved by name: the override reaches the studies
+    assert {c.seed for c in book.study_configs(b, "ablation")} == {0, 1, 2}
 
 
 def test_start_unknown_profile_names_the_known_ones():
@@ -48,6 +77,45 @@ def test_start_accepts_a_named_dataset_and_a_file(tmp_path):
     f = tmp_path / "seqs.txt"
     f.write_text("1 1 2 3\n")
     assert book.start("smoke", str(f), quiet=True).slug == "seqs.txt"
+
+
+def test_parameter_check_rejects_unknown_names_only():
+    book.start("smoke", quiet=True, names={"profile", "dataset", "with_p5", "_i3", "_"})
+    with pytest.raises(book.BookError, match=r"unknown notebook parameter\(s\) \['dataste'\].*dataset"):
+        book.start("smoke", quiet=True, names={"profile", "dataset", "dataste"})
+
+
+# ------------------------------------------------------------------------------------------ paper rows
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu", "paper"])
+def test_the_paper_row_mapping_is_one_to_one(profile):
+    b = book.start(profile, quiet=True)
+    names = [n for n in (*book.STUDY_NAMES, "baselines") if n in studies.STUDIES]
+    cfgs = [c for n in names for c in studies.study(n, b.profile, b.dataset)]
+    cfgs += [d for c in cfgs for d in config.dependencies(c)]
+    plays = book.check_one_to_one(b, cfgs)  # raises if two models play one row
+    assert plays["E4SRec*"] == f"E4SRec_{b.profile.depth}" and plays["SASRec"] == "SASRec"
+    assert plays["SLMRec_4<-8 +D_norm +L_ms"] == f"SLMRec_{b.profile.small}<-{b.profile.mid} +D_norm +L_ms"
+    # the same model under two seeds is one model; two settings on one row are an error
+    twin = studies.e4srec(b.profile, b.dataset, b.profile.depth, seed=5)
+    book.check_one_to_one(b, cfgs + [twin])
+    other = studies.slmrec(b.profile, b.dataset, b.profile.small, b.profile.mid, variant="")
+    clash = config.columns(other)
+    assert book.paper_row(dict(clash, dataset=b.dataset), b) == "SLMRec_4<-8"
+    assert book.paper_row(dict(clash, dataset=b.dataset, blocks=2), b) is None  # not the paper's setting
+
+
+def test_cpu_rebases_the_papers_numbers_on_e4srec_star():
+    """cpu has depth = mid = 8: the deepest E4SRec plays E4SRec*, so GRU4Rec's paper value is the
+    paper's own -20.26 (it was drawn at -15.26, rebased on E4SRec_8*)."""
+    cpu = book.start("cpu", quiet=True)
+    cfgs = {"deep": studies.e4srec(cpu.profile, "beauty", 8), "gru": studies.baseline(cpu.profile, "beauty", "gru4rec")}
+    rows = book.normalized(pd.DataFrame([dict(config.columns(c), config_hash=c.hash, model=c.label, seed=0,
+                                              dataset="beauty", n_users=500, stage="test", protocol="sampled-999-seed0",
+                                              metric=m, value=0.1) for c in cfgs.values() for m in METRICS]))
+    t = book.main_table(rows, cpu)
+    assert t.loc["E4SRec_8", ("paper row", "")] == "E4SRec*"
+    assert t.loc["GRU4Rec", ("paper avg improvement %", "")] == pytest.approx(-20.26, abs=0.006)
+    assert t.attrs["reference"] == "E4SRec_8 (paper: E4SRec*)"
 
 
 # ------------------------------------------------------------------------------------------ tables
@@ -69,30 +137,39 @@ def test_average_improvement_reproduces_the_papers_column():
 
 
 def test_main_table_means_stds_and_improvement():
-    rows = _rows({"E4SRec_12": [0.10, 0.12, 0.14], "SLMRec_4<-8": [0.13, 0.15, 0.17], "Popularity": [0.05]})
-    rows.loc[rows.model == "Popularity", "n_users"] = 40  # scored on a user subset
-    rows = pd.concat([rows, _rows({"E4SRec_12": [0.9]}).assign(stage="valid")])  # other stages are ignored
-    t = book.main_table(rows, book.start("smoke", quiet=True))
+    rows = _rows({"deep": [0.10, 0.12, 0.14], "student": [0.13, 0.15, 0.17], "sasrec": [0.05]})
+    rows.loc[rows.kind == "sasrec", "n_users"] = 40  # scored on a user subset
+    rows = pd.concat([rows, _rows({"deep": [0.9]}).assign(stage="valid")])  # other stages are ignored
+    t = book.main_table(rows, B)
     assert t.loc["E4SRec_12", ("mean", "MRR")] == pytest.approx(12.0)
     assert t.loc["E4SRec_12", ("std", "MRR")] == pytest.approx(2.0)
     assert t.loc["SLMRec_4<-8", ("avg improvement %", "")] == pytest.approx(25.0)
-    assert t.loc["Popularity", ("seeds", "")] == 1 and math.isnan(t.loc["Popularity", ("std", "MRR")])
-    assert t.loc["Popularity", ("users", "")] == 40 and t.loc["E4SRec_12", ("users", "")] == 100
+    assert t.loc["SASRec", ("seeds", "")] == 1 and math.isnan(t.loc["SASRec", ("std", "MRR")])
+    assert t.loc["SASRec", ("users", "")] == 40 and t.loc["E4SRec_12", ("users", "")] == 100
     assert t.loc["E4SRec_12", ("paper row", "")] == "E4SRec*"
     assert t.loc["SLMRec_4<-8", ("paper avg improvement %", "")] == pytest.approx(-2.55, abs=0.006)
     assert t.loc["SLMRec_4<-8", ("paper Cloth", "HR@1")] == 16.10
     shown = book.formatted(t)
-    assert shown.loc["E4SRec_12", ("MRR", "ours")] == "12.00 ± 2.00"
+    assert shown.loc["E4SRec_12", ("MRR", "ours")] == "12.00 ± 2.00" and shown.loc["SASRec", ("MRR", "ours")] == "5.00"
     assert shown.loc["E4SRec_12", ("MRR", "paper Cloth / Movie")] == "18.77 / 19.74"
 
 
+def test_a_side_picks_by_columns_not_by_label():
+    rows = _rows({"full": [0.2], "b1": [0.1], "student": [0.1], "norm": [0.1], "online": [0.1]})
+    rows["model"] = "same label for all"  # labels are for display only
+    g = book.groups(rows)
+    assert g.loc[book.FULL.find(rows, B)[0], "blocks"] == 4 and g.loc[book.BLOCKS_1.find(rows, B)[0], "blocks"] == 1
+    assert g.loc[book.FULL_ONLINE.find(rows, B)[0], "mode"] == "online"
+    assert len(g) == 5 and g.name.is_unique  # shared labels are told apart by the run hash
+
+
 def test_seed_scores_leave_out_metrics_where_the_reference_scores_zero():
-    rows = _rows({"E4SRec_12": [0.2, 0.4], "P5": [0.1]})
-    rows.loc[(rows.model == "P5") & (rows.metric == "HR@1"), "value"] = 0.0
-    scores = book.seed_scores(rows, "E4SRec_12", "P5")  # HR@1 (+inf%) left out; +100% and +300% elsewhere
-    assert scores.tolist() == pytest.approx([100.0, 300.0])
+    rows = _rows({"deep": [0.2, 0.4], "sasrec": [0.1]})
+    rows.loc[(rows.kind == "sasrec") & (rows.metric == "HR@1"), "value"] = 0.0
+    a, r = book.DEEP.find(rows, B)[0], book.SASREC.find(rows, B)[0]
+    assert book.seed_scores(rows, a, r, SAMPLED).tolist() == pytest.approx([100.0, 300.0])
     with pytest.raises(book.BookError, match="scores 0 on every metric"):
-        book.seed_scores(rows.assign(value=rows.value.where(rows.model != "P5", 0.0)), "E4SRec_12", "P5")
+        book.seed_scores(rows.assign(value=rows.value.where(rows.kind != "sasrec", 0.0)), a, r, SAMPLED)
 
 
 def test_paper_dataset_checks_flag_only_the_sport_row():
@@ -102,72 +179,125 @@ def test_paper_dataset_checks_flag_only_the_sport_row():
 
 
 # ------------------------------------------------------------------------------------------ verdicts
-def test_verdict_rules():
-    one = book.verdict([0.5], [0.1, 0.2, 0.3])
-    assert one.result == book.INCONCLUSIVE and math.isnan(one.se)
-    a, b = [1.0, 1.2, 1.4], [0.0, 0.2, 0.4]  # std 0.2 each: se = sqrt(2 * 0.04 / 3) = 0.163
-    v = book.verdict(a, b)
-    assert v.result == book.HOLDS and v.diff == pytest.approx(1.0) and v.se == pytest.approx(math.sqrt(0.08 / 3))
-    assert book.verdict(b, a).result == book.FAILS
-    assert book.verdict([1.0, 1.2, 1.4], [0.9, 1.1, 1.3]).result == book.INCONCLUSIVE  # 0.1 < 2 se
+def test_verdicts_use_welch_holm_and_both_protocols():
+    rows = _rows({"deep": [0.100, 0.102, 0.098], "full": [0.120, 0.121, 0.119], "student": [0.130, 0.131, 0.129],
+                  "norm": [0.129, 0.133, 0.128]}, protocols=(SAMPLED, "full"))
+    claims = book.judge_claims(rows, B)
+    assert set(claims.protocol) == {"sampled 1+50", "full ranking"}
+    assert set(claims.test) == {book.claims.SEED_TEST} and set(claims.paired) == {book.NO_RANKS}
+    first = claims[(claims.claim == book.CLAIMS[0].text) & (claims.protocol == "sampled 1+50")].iloc[0]
+    # the Welch test on per-seed relative changes, recomputed with scipy
+    a, b = 100 * (np.array([0.120, 0.121, 0.119]) / 0.1 - 1), 100 * (np.array([0.100, 0.102, 0.098]) / 0.1 - 1)
+    ref = sps.ttest_ind(a, b, equal_var=False, alternative="greater")
+    assert first.p == pytest.approx(ref.pvalue) and first.effect_pct == pytest.approx(20.0)
+    assert first.ci_low < 20 < first.ci_high
+    assert list(claims.p_holm) == pytest.approx(list(stats.holm(claims.p.to_numpy())))
+    assert first.verdict == book.HOLDS and "+1.49% on average" in first.paper
+    by = claims.set_index(["claim", "protocol"]).verdict
+    assert by[("both terms together beat D_cos alone", "full ranking")] == book.FAILS
+    assert by[("D_norm helps: + D_norm beats D_cos alone", "sampled 1+50")] == book.INCONCLUSIVE
+    assert "the LLM recommender beats SASRec" not in set(claims.claim)  # SASRec was not run
+    wide = book.side_by_side(claims)
+    assert {"sampled 1+50: verdict", "full ranking: verdict", "sampled 1+50: adj. p", "test"} <= set(wide.columns)
 
 
-def test_judge_claims_decides_from_the_seed_spread():
-    full = "SLMRec_4<-8 +D_norm +L_ms"
-    rows = _rows({"E4SRec_12": [0.100, 0.102, 0.098], full: [0.120, 0.121, 0.119],
-                  "SLMRec_4<-8": [0.130, 0.131, 0.129], "SLMRec_4<-8 +D_norm": [0.129, 0.133, 0.128]})
-    claims = book.judge_claims(rows, book.start("smoke", quiet=True)).set_index("claim")
-    assert claims.verdict[book.CLAIMS[0].text] == book.HOLDS  # student above E4SRec*
-    assert "+1.49% on average" in claims.paper[book.CLAIMS[0].text]  # the paper's number, computed
-    assert claims.verdict["both terms together beat D_cos alone"] == book.FAILS
-    assert claims.verdict["D_norm helps: + D_norm beats D_cos alone"] == book.INCONCLUSIVE
-    assert "the LLM recommender beats SASRec" not in claims.index  # SASRec was not run
+def test_one_seed_without_ranks_is_inconclusive():
+    claims = book.judge_claims(_rows({"deep": [0.3], "sasrec": [0.1]}), B)
+    assert list(claims.verdict) == [book.INCONCLUSIVE] and "needs at least 2 seeds" in claims.detail.iloc[0]
+
+
+def test_stored_ranks_give_the_paired_bootstrap(tmp_path):
+    rows = _rows({"deep": [0.3], "sasrec": [0.1]})
+    rng = np.random.default_rng(0)
+    for h, kind in rows[["config_hash", "kind"]].drop_duplicates().itertuples(index=False):
+        folder = tmp_path / "results" / "smoke" / "runs" / h  # conftest points SLMREC_RESULTS_DIR at tmp_path
+        folder.mkdir(parents=True, exist_ok=True)
+        ranks = rng.integers(0, 3 if kind == "e4srec" else 40, size=400)  # the deep model ranks far higher
+        np.savez(folder / "ranks.npz", **{f"{SAMPLED}__test": ranks})
+    from slmrec_lib import paths
+
+    if not (paths.results_dir("smoke") / "runs").is_relative_to(tmp_path):
+        pytest.skip("the results folder is not the test's")
+    claim = book.judge_claims(rows, B).iloc[0]
+    assert claim.test.startswith("paired bootstrap") and "Wilcoxon" in claim.paired
+    assert claim.verdict == book.HOLDS and claim.ci_low > 0
+
+
+def test_protocol_agreement_is_kendalls_tau():
+    rows = _rows({"deep": [0.3], "small": [0.2], "sasrec": [0.1]}, protocols=(SAMPLED, "full"))
+    flip = rows.protocol == "full"
+    rows.loc[flip, "value"] = 1 - rows.loc[flip, "value"]  # full ranking reverses the order
+    agree = book.protocol_agreement(rows).iloc[0]
+    assert agree.tau == pytest.approx(-1.0) and agree.models == 3
+    assert "no full-ranking" in book.protocol_agreement(_rows({"deep": [0.3]})).note.iloc[0]
 
 
 def test_efficiency_claims_scale_the_papers_figures_to_our_depths():
-    b = book.start("smoke", quiet=True)  # 12 -> 4 layers: 3x fewer, the paper's 32 -> 4 is 8x
-    rows = _rows({"E4SRec_12": [0.1], "SLMRec_4<-8": [0.1]}).assign(
-        train_seconds=1.0, steps=10, eval_seconds_per_user=0.01)
-    rows["inference_params"] = rows.model.map({"E4SRec_12": 1000, "SLMRec_4<-8": 300})
+    rows = _rows({"deep": [0.1], "student": [0.1]}).assign(train_seconds=1.0, steps=10, eval_seconds_per_user=0.01)
+    rows["inference_params"] = rows.kind.map({"e4srec": 1000, "slmrec": 300})
     rows["train_params"] = 10
 
-    def timed(student_ms):
-        return pd.DataFrame([dict(model=m, layers=k, measure=meas, ms=ms) for m, k, ms in
-                             (("E4SRec_12", 12, 30.0), ("SLMRec_4<-8", 4, student_ms))
+    def timed(student_ms):  # 12 -> 4 layers: 3x fewer, the paper's 32 -> 4 is 8x
+        return pd.DataFrame([dict(model=m, layers=k, teacher_layers=t, measure=meas, ms=ms) for m, k, t, ms in
+                             (("E4SRec_12", 12, None, 30.0), ("SLMRec_4<-8", 4, 8, student_ms))
                              for meas in timing.MEASURES])
 
-    fast = book.judge_efficiency(rows, b, timed(10.0)).set_index("claim").verdict  # 3.0x: the paper's 8.0x * 3/8
+    fast = book.judge_efficiency(rows, B, timed(10.0)).set_index("claim").verdict  # 3.0x: the paper's 8.0x * 3/8
     assert list(fast) == [book.HOLDS, book.HOLDS, book.HOLDS]  # params: 30% <= 13% * 8/3 = 34.7% (+ tolerance)
-    slow = book.judge_efficiency(rows, b, timed(20.0)).set_index("claim").verdict  # 1.5x
+    slow = book.judge_efficiency(rows, B, timed(20.0)).set_index("claim").verdict  # 1.5x
     assert list(slow)[:2] == [book.FAILS, book.FAILS]
-    # no benchmark: the runs' own clocks (E4SRec and student equally fast here: 1.0x) ...
-    clocks = book.judge_efficiency(rows, b).set_index("claim")
+    clocks = book.judge_efficiency(rows, B).set_index("claim")  # no benchmark: the runs' own clocks (1.0x)
     assert list(clocks.verdict) == [book.FAILS, book.FAILS, book.HOLDS] and "1.00x" in clocks.ours.iloc[0]
-    # ... unless the runs shared their device with other runs, or the profile trains on a GPU
-    gpu_rows = rows.assign(model=rows.model.replace({"E4SRec_12": "E4SRec_30"}))  # the gpu profile's labels
-    for shared_rows, bk in ((rows.assign(runs_per_device=3), b), (gpu_rows, book.start("gpu", quiet=True))):
-        shared = book.judge_efficiency(shared_rows, bk)
-        assert list(shared.verdict) == [book.NOT_MEASURED, book.NOT_MEASURED, book.HOLDS if bk is b else book.FAILS]
+    shared = book.judge_efficiency(rows.assign(runs_per_device=3), B)  # runs that shared a device
+    assert list(shared.verdict) == [book.NOT_MEASURED, book.NOT_MEASURED, book.HOLDS]
 
 
-def test_report_files(tmp_path):
-    b = book.start("smoke", quiet=True)
-    rows = _rows({"E4SRec_12": [0.10, 0.12], "SLMRec_4<-8": [0.13, 0.15]})
-    claims = book.judge_claims(rows, b)
-    csv_path, md_path = book.write_report(b, book.comparison_table(rows, b), claims)
-    assert csv_path.parent == md_path.parent and str(tmp_path) in str(csv_path)  # the test's results folder
-    assert list(pd.read_csv(csv_path).verdict) == list(claims.verdict)
+def test_block_claims_find_their_runs_by_columns():
+    rows = _rows({"b1": [0.10, 0.11, 0.09], "full": [0.20, 0.21, 0.19]})
+    claims = book.judge_claims(rows, B, rq="RQ5")
+    assert list(claims.claim) == ["b = 4 blocks beats b = 1"] and list(claims.verdict) == [book.HOLDS]
+    t = book.main_table(rows, B, reference=book.FULL)
+    assert t.loc["SLMRec_4<-8 +D_norm blocks=1", ("avg improvement %", "")] == pytest.approx(-50.0)
+
+
+# ------------------------------------------------------------------------------------------ report
+def test_report_files_name_the_test_and_do_not_change_on_a_re_render(tmp_path):
+    rows = _rows({"deep": [0.10, 0.12, 0.11], "small": [0.05, 0.07, 0.06], "student": [0.13, 0.15, 0.14]},
+                 protocols=(SAMPLED, "full"))
+    claims = book.judge_all(rows, B)
+    args = (B, book.comparison_table(rows, B), claims, [], rows, book.protocol_agreement(rows))
+    csv_path, md_path = book.write_report(*args)
+    assert str(tmp_path) in str(csv_path)  # the test's results folder
     text = md_path.read_text()
-    assert "| SLMRec_4<-8 |" in text and "E4SRec*" in text and "profile" in text
+    assert "Welch" in text and "Holm" in text and "sampled 1+50: verdict" in text and "full ranking: verdict" in text
+    assert "Kendall" in text and "git abc1234" in text and "| SLMRec_4<-8 |" in text
+    book.write_report(*args)
+    assert md_path.read_text() == text  # nothing of the renderer (its git sha, a date) is in it
+    assert list(pd.read_csv(csv_path).verdict) == list(claims.verdict)
     other = book.start("smoke", "beauty", quiet=True)  # not the profile's first dataset: its own files
-    csv2, md2 = book.write_report(other, book.comparison_table(rows, other), claims)
-    assert (csv2.name, md2.name) == ("report-beauty.csv", "report-beauty.md")
-    assert md_path.read_text() == text and "(beauty," in md2.read_text()
+    csv2, md2 = book.write_report(other, args[1], claims)
+    assert (csv2.name, md2.name) == ("report-beauty.csv", "report-beauty.md") and "(beauty," in md2.read_text()
 
 
 def test_markdown_table():
     table = book.markdown_table(pd.DataFrame({"a": [1.234, float("nan")], "b": ["x|y", "z"]}))
     assert table.splitlines() == ["| a | b |", "|---|---|", "| 1.23 | x\\|y |", "|  | z |"]
+
+
+def test_figures_say_what_is_behind_them():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rows = _rows({"deep": [0.3], "sasrec": [0.1], "gru4rec": [0.2]})
+    rows.loc[rows.kind == "gru4rec", "n_users"] = 10
+    fig = book.figures.metric_bars(rows, B, "x")
+    title = fig.axes[0].get_title()
+    assert "1 seed" in title and "100 test users (GRU4Rec: 10)" in title
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "no spread" in texts and "few test users" in texts
+    lengths = pd.DataFrame({"dataset": "d", "length": list(range(1, 100)) + [5000]})
+    hist = book.figures.length_hist(lengths, B)
+    assert hist.axes[0].get_xlim()[1] < 200 and "longest 5000" in hist.axes[0].get_title()
 
 
 # ------------------------------------------------------------------------------------------ timing
@@ -225,25 +355,14 @@ def test_timing_is_read_back_not_measured_twice(monkeypatch):
     assert calls == ["synthetic", "synthetic"] and len(timing.load("smoke")) == 2  # replaced, not appended
 
 
-def test_block_claims_find_their_runs_whatever_the_loss_terms():
-    rows = _rows({"SLMRec_4<-8 +D_norm blocks=1": [0.10, 0.11, 0.09],  # b = 1 cannot carry L_ms
-                  "SLMRec_4<-8 +D_norm +L_ms blocks=4": [0.20, 0.21, 0.19]})
-    b = book.start("smoke", quiet=True)
-    claims = book.judge_claims(rows, b, rq="RQ5")
-    assert list(claims.claim) == ["b = 4 blocks beats b = 1"] and list(claims.verdict) == [book.HOLDS]
-    assert book.find_label("SLMRec_4<-8 blocks=2", set(rows.model)) is None
-    t = book.main_table(rows, b, reference="SLMRec_{small}<-{mid} blocks=4")
-    assert t.loc["SLMRec_4<-8 +D_norm blocks=1", ("avg improvement %", "")] == pytest.approx(-50.0)
-
-
 def test_impossible_block_counts_are_named():
     assert "b = 8 > 4 student layers is impossible" in book.impossible_blocks(book.start("paper", quiet=True))
     assert book.impossible_blocks(book.start("smoke", quiet=True)).startswith("every b in [1, 2, 4] fits")
 
 
 def test_benchmark_rows_and_cpu_threads_restored(monkeypatch):
-    monkeypatch.setattr(timing, "models_to_time", lambda prof, n_items: iter([("E4SRec_12", _Counter()),
-                                                                              ("SLMRec_4<-8", _Counter())]))
+    monkeypatch.setattr(timing, "models_to_time", lambda *args: iter([("E4SRec_12", "e4srec", _Counter()),
+                                                                       ("SLMRec_4<-8", "slmrec", _Counter())]))
     before = torch.get_num_threads()
     cfg = timing.TimingConfig(users=5, batch_size=2, train_batch_size=3, warmup=1, repeats=2, cpu_threads=1)
     frame = timing.benchmark("smoke", cfg=cfg, progress=False)
@@ -258,17 +377,3 @@ def test_timed_warms_up_each_then_interleaves_repeats():
     assert seen == ["a", "b", "a", "b", "a", "b"] and [len(v) for v in out.values()] == [2, 2]
 
 
-def test_readme_tables_show_mean_and_spread_in_the_studies_order():
-    from slmrec_lib import tables
-
-    order = tables.model_order("smoke", "synthetic")
-    assert order[:5] == ["Popularity", "GRU4Rec", "BERT4Rec", "SASRec", "SASRec item table"]
-    e4 = [m for m in order if m.startswith("E4SRec_")]
-    assert e4 == sorted(e4, key=lambda m: int(m.split("_")[1]))
-    rows = pd.DataFrame([dict(model=m, seed=s, stage=st, protocol=p, metric=k, value=v, n_users=n)
-                         for m, vals, n in (("SASRec", (0.10, 0.20), 900), ("E4SRec_4", (0.30,), 50))
-                         for s, v in enumerate(vals) for st in ("valid", "test")
-                         for p in ("sampled-999-seed0", "full") for k in ("HR@1", "HR@10", "NDCG@10", "MRR")])
-    lines = tables.markdown(rows, order).splitlines()
-    assert lines[2].startswith("| SASRec | 2 | 900 | 15.00 ± 7.07 |")
-    assert lines[3].startswith("| E4SRec_4 | 1 | 50 | 30.00 |")

@@ -85,7 +85,12 @@ def normalized(rows: pd.DataFrame) -> pd.DataFrame:
 
 def _key(values) -> str:
     def one(v):
-        if isinstance(v, float):
+        if v is None or v is pd.NA:
+            return ""
+        if isinstance(v, (bool, np.bool_)):
+            return str(bool(v))
+        if isinstance(v, (int, float, np.integer, np.floating)):
+            v = float(v)
             return "" if math.isnan(v) else (str(int(v)) if v.is_integer() else repr(v))
         return str(v)
 
