@@ -280,7 +280,7 @@ def book_llmrec(cfg, table: torch.Tensor):
     from slmrec_lib.models.llmrec import LLMRec
 
     backbone, tokenizer = load_backbone_spec(cfg.model.backbone)
-    return LLMRec(backbone, tokenizer, table, replace(cfg.model.params, eval_bf16=False))
+    return LLMRec(backbone, tokenizer, table, replace(cfg.model.params, eval_bf16=False)).eval()  # no LoRA dropout
 
 
 def authors_weights(checkpoint: Path, model, table: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -345,6 +345,7 @@ def exactness(model, split, vectors: dict) -> float:
             and np.array_equal(model.resp_ids.cpu().numpy(), vectors["response_ids"].reshape(-1))):
         raise BenchmarkError("their tokenizer gives other prompt ids than the book's")
     device = next(model.parameters()).device
+    model.eval()  # LoRA dropout off, as in their predict
     with torch.no_grad():
         ours = model.score(model.user_state(inputs.to(device))).float().cpu().numpy()
     return float(np.abs(ours - vectors["vectors"]).max())
