@@ -244,6 +244,7 @@ def test_efficiency_claims_scale_the_papers_figures_to_our_depths():
 
     fast = book.judge_efficiency(rows, B, timed(10.0)).set_index("claim").verdict  # 3.0x: the paper's 8.0x * 3/8
     assert list(fast) == [book.HOLDS, book.HOLDS, book.HOLDS]  # params: 30% <= 13% * 8/3 = 34.7% (+ tolerance)
+    assert "[RQ2] the student infers faster" in book.findings(book.judge_efficiency(rows, B, timed(10.0)))
     slow = book.judge_efficiency(rows, B, timed(20.0)).set_index("claim").verdict  # 1.5x
     assert list(slow)[:2] == [book.FAILS, book.FAILS]
     clocks = book.judge_efficiency(rows, B).set_index("claim")  # no benchmark: the runs' own clocks (1.0x)

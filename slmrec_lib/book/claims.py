@@ -334,8 +334,10 @@ def findings(claims: pd.DataFrame) -> str:
         return "No claim of the paper can be judged from these rows (a side of each comparison is missing)."
     lines = []
     for r in claims.itertuples():
-        where = f" under {r.protocol}" if isinstance(r.protocol, str) and r.protocol else ""
-        if isinstance(r.protocol, str) and r.protocol:
+        protocol = getattr(r, "protocol", "")  # efficiency claims have none
+        protocol = protocol if isinstance(protocol, str) else ""
+        where = f" under {protocol}" if protocol else ""
+        if protocol:
             ci = "" if r.ci_low != r.ci_low else f" [{r.ci_low:+.1f}, {r.ci_high:+.1f}]"
             p = "" if r.p_holm != r.p_holm else f", Holm-adjusted p {r.p_holm:.3g}"
             ours = f"{r.ours}: {r.effect_pct:+.1f}%{ci} ({r.test}{p})"
