@@ -31,14 +31,17 @@ class BuildError(RuntimeError):
 
 
 def load_backbone_spec(spec: str, layers: int | None = None):
-    """`backbones.load_backbone`, plus "tiny:<layers>" for a deeper tiny random model (smoke runs); the
+    """`backbones.load_backbone` with only the first `layers` decoder layers allocated, plus
+    "tiny:<layers>" (and "tiny-random:<layers>") for a deeper tiny random model (smoke runs); the
     global RNG is left as it was."""
     from . import backbones
 
     with torch.random.fork_rng(devices=[]):
         if spec.startswith("tiny:"):
             return backbones.tiny_backbone(torch.float32, num_hidden_layers=int(spec.split(":", 1)[1]))
-        return backbones.load_backbone(spec)
+        if spec.startswith("tiny-random:"):  # the smoke profile's stand-in for a random-weight control
+            return backbones.tiny_backbone(torch.float32, seed=1, num_hidden_layers=int(spec.split(":", 1)[1]))
+        return backbones.load_backbone(spec, layers=layers)
 
 
 def _need(value, what: str, cfg: RunConfig):
@@ -71,7 +74,7 @@ def build_model(cfg: RunConfig, split: Split, artifacts: Artifacts | None = None
         return BERT4Rec(split.n_items, params)
     if kind == "e4srec":
         table = _need(artifacts.item_embeddings, "the item embeddings", cfg)
-        backbone, tokenizer = load_backbone_spec(cfg.model.backbone)
+        backbone, tokenizer = load_backbone_spec(cfg.model.backbone, params.n_layers)
         torch.manual_seed(cfg.seed)
         from .models.llmrec import LLMRec
 
@@ -82,8 +85,8 @@ def build_model(cfg: RunConfig, split: Split, artifacts: Artifacts | None = None
 
         table = _need(artifacts.item_embeddings, "the item embeddings", cfg)
         distill = cfg.model.distill
-        student_backbone = load_backbone_spec(cfg.model.backbone)
-        teacher_backbone = load_backbone_spec(cfg.model.backbone)
+        student_backbone = load_backbone_spec(cfg.model.backbone, params.n_layers)
+        teacher_backbone = load_backbone_spec(cfg.model.backbone, cfg.model.teacher_layers)
         torch.manual_seed(cfg.seed)
         student = LLMRec(*student_backbone, table, params)
         teacher = LLMRec(*teacher_backbone, table, replace(params, n_layers=cfg.model.teacher_layers))
@@ -94,7 +97,7 @@ def build_model(cfg: RunConfig, split: Split, artifacts: Artifacts | None = None
     if kind == "p5":
         from .models.p5 import P5Rec
 
-        backbone = load_backbone_spec(cfg.model.backbone)
+        backbone = load_backbone_spec(cfg.model.backbone, params.n_layers)
         torch.manual_seed(cfg.seed)
         return P5Rec(params, split.n_items, split.train, backbone=backbone)
     raise BuildError(f"unknown model kind {kind!r}")

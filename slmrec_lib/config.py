@@ -347,6 +347,9 @@ def _llm_suffix(cfg: RunConfig) -> str:
         out += f" targets={m.targets}"
     if getattr(m.params, "train_item_table", False):
         out += " +trainable-table"
+    table = m.item_run.model if m.item_run is not None else None
+    if table is not None and (table.params.loss != "ce" or table.targets != "all"):
+        out += f" table={table.params.loss}-{table.targets}"  # reads another SASRec rung's item embeddings
     return out
 
 

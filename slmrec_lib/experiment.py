@@ -279,7 +279,7 @@ def _train_and_evaluate(cfg: RunConfig, prof: Profile, folder: Path, quiet: bool
         from .training import fit
 
         examples = train_examples(split, model.max_len, cfg.model.targets)
-        result = fit(model, examples, split, cfg.train, folder, cfg.eval_protocols[0])
+        result = fit(model, examples, split, cfg.train, folder, cfg.eval_protocols[0], name=f"{cfg.label} {cfg.hash[:8]}")
         train_seconds, steps, best_step = result.train_seconds, result.steps, result.best_step
     model.to(device)
     trainable = {k: v.detach().cpu() for k, v in model.named_parameters() if v.requires_grad}
@@ -301,12 +301,16 @@ def _train_and_evaluate(cfg: RunConfig, prof: Profile, folder: Path, quiet: bool
     stamp = f"{steps}-{best_step}-{train_seconds!r}"  # this training's result: another one's ranks are not reused
     for protocol in cfg.eval_protocols:
         for stage in ("valid", "test"):
-            ranks, seconds = _stage_ranks(model, split, protocol, stage, users, folder, stamp)
-            kept[f"{protocol.name}/{stage}"] = ranks
-            for metric, value in metrics_from_ranks(ranks, protocol.ks).items():
+            ranks, ties, seconds = _stage_ranks(model, split, protocol, stage, users, folder, stamp)
+            kept[f"{protocol.name}/{stage}"], kept[f"{protocol.name}/{stage}/ties"] = ranks, ties
+            # "ties": candidates scoring exactly the positive's score, a mean over users (bf16 scores tie)
+            metrics = dict(metrics_from_ranks(ranks, protocol.ks), ties=float(np.mean(ties)) if len(ties) else 0.0)
+            for metric, value in metrics.items():
                 rows.append(dict(base, protocol=protocol.name, stage=stage, metric=metric, value=value,
                                  eval_seconds=seconds, eval_seconds_per_user=seconds / max(n_users, 1)))
     _save_ranks(folder, kept, users)
+    if cfg.model.kind == "e4srec":
+        _save_layer_distances(model, split, folder)
     frame = check_rows(cfg, pd.DataFrame(rows), rows_path)
     atomic_write_text(frame.to_csv(index=False), rows_path)
     _cleanup_partial(folder)
@@ -322,6 +326,24 @@ def _save_ranks(folder: Path, ranks: dict[str, np.ndarray], users: np.ndarray | 
     tmp = folder / f".{RANKS}.tmp{os.getpid()}.npz"
     np.savez_compressed(tmp, **arrays)
     os.replace(tmp, folder / RANKS)
+
+
+LAYER_DISTANCES = "layer_angular_distance.csv"
+LAYER_DISTANCE_USERS = 1000  # test users (a seeded subset) whose last-token states are compared
+
+
+def _save_layer_distances(model, split, folder: Path) -> None:
+    """For an E4SRec run: the mean angular distance between the last-token states of layer l and
+    layer l + n over test users (Gromov et al. 2024), computed here since weights do not leave a GPU
+    host; beside the rows as layer_angular_distance.csv (columns layer, shift, distance, ...)."""
+    from .data import eval_inputs
+    from .models.llmrec import layer_angular_distances
+
+    pick = seeded_subset(split.n_users, LAYER_DISTANCE_USERS, EVAL_SUBSET_SEED)
+    inputs = eval_inputs(split, "test", model.max_len)[0]
+    inputs = inputs if pick is None else inputs[torch.as_tensor(pick)]
+    frame = layer_angular_distances(model, inputs)
+    atomic_write_text(frame.to_csv(index=False), folder / LAYER_DISTANCES)
 
 
 def load_ranks(cfg: RunConfig, profile: str | Profile) -> dict[str, np.ndarray] | None:
@@ -343,24 +365,24 @@ def inference_params(model) -> int:
 
 
 def _stage_ranks(model, split, protocol: EvalProtocol, stage: str, users, folder: Path,
-                 stamp: str) -> tuple[np.ndarray, float]:
-    """The positives' ranks of one (protocol, stage) and the seconds they took. They are kept in the run
+                 stamp: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """The positives' ranks and ties of one (protocol, stage) and the seconds they took. They are kept in the run
     folder until rows.csv is written, so a run stopped inside its evaluation (P5 scores for minutes a
     stage) does not score the stages it finished again; `stamp` names the training they belong to."""
     path = folder / f"ranks-{protocol.name}-{stage}.npz"
     if path.exists():
         with np.load(path) as saved:
-            if str(saved["stamp"]) == stamp:
-                return saved["ranks"], float(saved["seconds"])
+            if str(saved["stamp"]) == stamp and "ties" in saved.files:
+                return saved["ranks"], saved["ties"], float(saved["seconds"])
     _sync()
     t0 = time.perf_counter()
-    ranks = rank_positives(model, split, protocol, stage, users=users)
+    ranks, ties = rank_positives(model, split, protocol, stage, users=users, return_ties=True)
     _sync()
     seconds = time.perf_counter() - t0
     tmp = folder / f".{path.stem}.tmp{os.getpid()}.npz"
-    np.savez(tmp, ranks=ranks, seconds=seconds, stamp=stamp)
+    np.savez(tmp, ranks=ranks, ties=ties, seconds=seconds, stamp=stamp)
     os.replace(tmp, path)
-    return ranks, seconds
+    return ranks, ties, seconds
 
 
 def _cleanup_partial(folder: Path) -> None:

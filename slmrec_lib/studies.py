@@ -136,8 +136,100 @@ def block_count(profile: str | Profile, dataset: str) -> list[RunConfig]:
                     for seed in prof.seeds for b in blocks])
 
 
+# ---------------------------------------------------------------------------- the baseline ladder (08)
+# SASRec as the literature and the authors train it; each rung is settings of the one model.
+#   "ce": cross-entropy over all items, every position a target (the book's SASRec row)
+#   "bce": one sampled negative a position excluding the user's history, post-LN blocks with ReLU and a
+#          feed-forward as wide as the hidden size (Kang & McAuley 2018, as S3-Rec / ICLRec run it)
+#   "authors": the SLMRec authors' SASRec script: cross-entropy on each user's last target only,
+#          selected on validation NDCG@10, 128 wide (the item table they feed the LLM)
+RUNGS = ("ce", "bce", "authors")
+
+
+def sasrec_rung(prof: Profile, dataset: str, rung: str, seed: int = 0, width: int | None = None) -> RunConfig:
+    """SASRec of one rung; `width` sets the hidden size (128 for an item table the LLMs read)."""
+    base = prof.baseline_params["sasrec"]
+    if width is not None:
+        base = replace(base, hidden=width)
+    if rung == "ce":
+        model, train = ModelConfig("sasrec", base, targets="all"), prof.baseline_train
+    elif rung == "bce":
+        model = ModelConfig("sasrec", replace(base, loss="bce", negatives="history", block="post_ln_relu",
+                                               inner=base.hidden), targets="all")
+        train = prof.baseline_train
+    elif rung == "authors":
+        model = ModelConfig("sasrec", replace(base, hidden=width or prof.item_table_params.hidden), targets="last")
+        train = replace(prof.baseline_train, select_metric="NDCG@10")
+    else:
+        raise ValueError(f"unknown SASRec rung {rung!r}; known: {', '.join(RUNGS)}")
+    return _run(prof, dataset, model, train, seed)
+
+
+def _reading(cfg: RunConfig, table: RunConfig) -> RunConfig:
+    """An LLM run that reads another SASRec's item embeddings."""
+    return replace(cfg, model=replace(cfg.model, item_run=replace(table, role="item table")))
+
+
+def baselines(profile: str | Profile, dataset: str) -> list[RunConfig]:
+    """The ladder on every seed, and E4SRec_small / E4SRec_depth reading the BCE rung's item table
+    beside the main table's (the CE rung's): does a weaker table make a weaker LLM?"""
+    prof = get_profile(profile)
+    cfgs = [sasrec_rung(prof, dataset, rung, seed) for seed in prof.seeds for rung in RUNGS]
+    bce_table = sasrec_rung(prof, dataset, "bce", 0, width=prof.item_table_params.hidden)
+    for k in (prof.small, prof.depth):
+        cfgs += [e4srec(prof, dataset, k, prof.seeds[0]), _reading(e4srec(prof, dataset, k, prof.seeds[0]), bce_table)]
+    return _unique(cfgs)
+
+
+# ---------------------------------------------------------------------------- depth controls (09)
+def shuffled_protocols(prof: Profile) -> tuple[EvalProtocol, ...]:
+    """The profile's protocols, then each again on histories in a seeded random order."""
+    plain = protocols(prof)
+    return plain + tuple(replace(p, shuffle=True) for p in plain)
+
+
+def random_backbone(spec: str) -> str:
+    """The spec of a backbone of the same shape with random, seeded weights."""
+    if spec.startswith("tiny:"):
+        return "tiny-random:" + spec.split(":", 1)[1]
+    if spec == "smollm2":
+        return "smollm2-random"
+    if "llama-2-7b" in spec.lower():  # the paper's backbone, by hub id or folder: the same shape, random
+        return "llama2-7b-shape"
+    raise ValueError(f"no random-weight twin of backbone {spec!r} (known: smollm2, tiny:<layers>, Llama-2-7B)")
+
+
+def _control(cfg: RunConfig, prof: Profile, backbone: str | None = None, targets: str | None = None,
+             **params) -> RunConfig:
+    """An LLM run of the depth controls: scored in fp32 and also on shuffled histories."""
+    model = replace(cfg.model, params=replace(cfg.model.params, score_fp32=True, **params),
+                    backbone=backbone or cfg.model.backbone, targets=targets or cfg.model.targets)
+    return replace(cfg, model=model, protocols=shuffled_protocols(prof))
+
+
+def depth_controls(profile: str | Profile, dataset: str) -> list[RunConfig]:
+    """What limits depth (issue: "why depth does not pay"), first seed: pretrained vs random weights at
+    small / mid / depth layers, the item table trainable at small and depth, every prefix a training
+    row at small; SASRec on shuffled histories beside them. Every run is also scored on shuffled
+    histories (order use) and reads the profile's item table."""
+    prof = get_profile(profile)
+    seed = prof.seeds[0]
+    depths = sorted({prof.small, prof.mid, prof.depth})
+    sasrec = replace(baseline(prof, dataset, "sasrec", seed), protocols=shuffled_protocols(prof))
+    cfgs = [sasrec]
+    for k in depths:
+        plain = e4srec(prof, dataset, k, seed)
+        cfgs += [_control(plain, prof), _control(plain, prof, backbone=random_backbone(prof.backbone))]
+    for k in sorted({prof.small, prof.depth}):
+        cfgs.append(_control(e4srec(prof, dataset, k, seed), prof, train_item_table=True))
+    cfgs.append(_control(e4srec(prof, dataset, prof.small, seed), prof, targets="prefixes"))
+    return _unique(cfgs)
+
+
 STUDIES = {"layer_scan": layer_scan, "main_table": main_table, "ablation": ablation, "online_kd": online_kd,
-           "block_count": block_count}
+           "block_count": block_count, "baselines": baselines, "depth_controls": depth_controls}
+# the studies of the paper's research questions (the book's first seven notebooks)
+PAPER_STUDIES = ("layer_scan", "main_table", "ablation", "online_kd", "block_count")
 
 
 def study(name: str, profile: str | Profile, dataset: str) -> list[RunConfig]:

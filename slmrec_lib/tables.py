@@ -23,7 +23,7 @@ def planned_runs(profile: str, dataset: str) -> list:
     """The runs of every study of the profile on `dataset` and their dependencies (the item table), in
     the paper's row order: baselines, E4SRec by depth, SLMRec as planned, P5."""
     cfgs = {}
-    for name in studies.STUDIES:
+    for name in studies.PAPER_STUDIES:
         for cfg in studies.study(name, profile, dataset):
             for c in [*config.dependencies(cfg), cfg]:
                 cfgs.setdefault(c.hash, c)  # a run that is also the item table (cpu profile) is shown as that

@@ -74,12 +74,12 @@ def test_a_run_stopped_in_its_evaluation_does_not_score_finished_stages_again(mo
     calls = []
     real = experiment.rank_positives
 
-    def ranks(model, split, protocol, stage, users=None):
+    def ranks(model, split, protocol, stage, users=None, return_ties=False):
         calls.append((protocol.name, stage))
         if len(calls) == 3 and not stopped:  # the full-ranking valid stage, after the two sampled ones
             stopped.append(True)
             raise KeyboardInterrupt("stopped during evaluation")
-        return real(model, split, protocol, stage, users=users)
+        return real(model, split, protocol, stage, users=users, return_ties=return_ties)
 
     stopped = []
     monkeypatch.setattr(experiment, "rank_positives", ranks)

@@ -4,7 +4,7 @@
 # TIMING=<dataset> runs the efficiency benchmark instead (results/gpu/timing.csv).
 # On a machine of several GPUs pass e.g. --workers 8: runs train side by side, spread over the GPUs.
 # Results accumulate in /root/keep/results (kept while the machine stays warm) and are packed into $OUT
-# (results_gpu.tgz: rows and configs; item_tables.tgz: the item tables the LLM runs read;
+# (results_gpu.tgz: rows, configs, manifests, ranks; item_tables.tgz: the item tables the LLM runs read;
 # partial.tar.aa, .ab, ...: what unfinished runs resume from, when it fits, see docs/gpu.md).
 # Parts of partial.tar put in /root/keep/partial by an earlier call are unpacked first (files already
 # there win), so an unfinished run goes on from a checkpoint that an earlier session brought back.
@@ -21,6 +21,17 @@ export PYTHONPATH="/root/keep/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 python3 -c "import requests" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --target /root/keep/site \
   /root/keep/requests-*.whl /root/keep/urllib3-*.whl /root/keep/idna-*.whl /root/keep/certifi-*.whl /root/keep/charset_normalizer-*.whl
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
+# the committed runs travel with the checkout: a fresh machine starts from them (files there win)
+mkdir -p /root/keep/results/gpu && cp -rn results/gpu/. /root/keep/results/gpu/
+# an item table whose rows are committed but whose weights are not here is trained again (same config
+# and seed; on a GPU not bit for bit the table the committed LLM rows read): its committed rows are
+# set aside as rows.csv.committed, and the retrained rows stay on the machine, never overwriting them
+for d in /root/keep/results/gpu/runs/*/; do
+  if grep -q '"role": "item table"' "${d}config.json" 2>/dev/null && [ -f "${d}rows.csv" ] \
+     && [ ! -f "${d}item_embeddings.pt" ]; then
+    mv "${d}rows.csv" "${d}rows.csv.committed"
+  fi
+done
 finished_only() {  # a finished run (rows.csv) needs no checkpoint or stage ranks: drop stale ones
   for d in /root/keep/results/gpu/runs/*/; do
     [ -f "${d}rows.csv" ] && rm -f "${d}checkpoint.pt" "${d}"ranks-*.npz
@@ -44,9 +55,10 @@ status=${PIPESTATUS[0]}
 if [ -n "${OUT:-}" ]; then
   # rows, configs and training logs (small), and apart from them the item tables that later LLM runs
   # read (a few MB each); no other weights: model.pt and the baselines' own tables would not come back
-  tar -czf "$OUT/results_gpu.tgz" --exclude='checkpoint*' --exclude='*.pt' --exclude='.lock' -C /root/keep/results gpu
-  tables=$(cd /root/keep/results && grep -l '"label": "SASRec item table"' gpu/runs/*/config.json 2>/dev/null \
-           | sed 's#config.json$#item_table.pt#' | while read -r f; do [ -f "$f" ] && echo "$f"; done)
+  tar -czf "$OUT/results_gpu.tgz" --exclude='checkpoint*' --exclude='*.pt' --exclude='.lock' \
+    --exclude='rows.csv.committed' -C /root/keep/results gpu
+  tables=$(cd /root/keep/results && grep -l '"role": "item table"' gpu/runs/*/config.json 2>/dev/null \
+           | sed 's#config.json$#item_embeddings.pt#' | while read -r f; do [ -f "$f" ] && echo "$f"; done)
   [ -n "$tables" ] && tar -czf "$OUT/item_tables.tgz" -C /root/keep/results $tables
   cp /root/keep/log.txt "$OUT/log.txt"
   # unfinished runs: checkpoints and finished evaluation stages, in parts of 15 MiB (files come back
