@@ -25,8 +25,8 @@ Variants are settings of `SASRecConfig`, not copies of the model:
   of a final one; with `inner=hidden` this is the feed-forward of the original SASRec (NOTE: source:
   Kang & McAuley 2018, Sec. III-B, ReLU, width d); "post_ln_gelu": the same with GELU, the BERT layout
   of the S3-Rec / ICLRec SASRec (NOTE: source: S3-Rec `modules.py`, width 4 d, embedding LayerNorm).
-  The original SASRec code's residual starts from the normalised input (x = LN(x) + attn(LN(x), x));
-  neither layout here copies that exactly.
+  The original SASRec code (and the PyTorch port the SLMRec authors train) adds each residual to the
+  normalised input (x = LN(x) + attn(LN(x), x)); neither layout here copies that exactly.
 
 NOTE: departures from the paper, each a choice a reader can change:
 - loss: `loss="ce"` (default), see above; the paper's loss is `loss="bce", negatives="history"`.
@@ -41,9 +41,8 @@ NOTE: departures from the paper, each a choice a reader can change:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import warnings
+from dataclasses import dataclass
 
 import torch
 from torch import nn
