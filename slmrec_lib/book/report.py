@@ -28,9 +28,19 @@ TESTS_TEXT = (
 )
 
 
-def _git_shas(rows: pd.DataFrame) -> str:
-    shas = sorted({str(s) for s in rows.get("git_sha", pd.Series(dtype=str)).dropna()})
-    return ", ".join(shas) if shas else "unknown"
+def _git_shas(rows: pd.DataFrame, book: Book) -> str:
+    """The commits the runs were made at. A sha of digits and one "e" ("7729e10") comes back from a CSV
+    as a float: such a run's sha is read again from its rows.csv as text."""
+    from .. import paths
+
+    shas = set()
+    for h, sha in rows.drop_duplicates("config_hash")[["config_hash", "git_sha"]].itertuples(index=False):
+        if isinstance(sha, float) and sha == sha:
+            path = paths.results_dir(book.name) / "runs" / str(h) / "rows.csv"
+            sha = pd.read_csv(path, dtype={"git_sha": str}, usecols=["git_sha"]).git_sha.iloc[0] if path.exists() else ""
+        if isinstance(sha, str) and sha:
+            shas.add(sha)
+    return ", ".join(sorted(shas)) if shas else "unknown"
 
 
 def write_report(book: Book, comparison: pd.DataFrame, claims: pd.DataFrame, missing: list[dict] | None = None,
@@ -44,7 +54,7 @@ def write_report(book: Book, comparison: pd.DataFrame, claims: pd.DataFrame, mis
     counts = claims.verdict.value_counts()
     tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in (HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED)
                       if v != NOT_MEASURED or counts.get(v))
-    runs_from = f"Runs made at git {_git_shas(rows)}." if rows is not None and len(rows) else ""
+    runs_from = f"Runs made at git {_git_shas(rows, book)}." if rows is not None and len(rows) else ""
     acc = claims[claims.protocol.fillna("") != ""] if "protocol" in claims.columns else claims.iloc[:0]
     eff = claims[claims.protocol.fillna("") == ""] if "protocol" in claims.columns else claims
     md = [f"## Results of the `{book.name}` profile ({book.dataset}, backbone {book.backbone})", "",
