@@ -238,12 +238,17 @@ def check_site(index: Path, chromium: str | None = None) -> list[str]:
     """Problems a reader of the site would meet: images that did not load, linked pages that are missing.
 
     Opens `index` and every local page it links to; an empty list means every image loaded."""
+    return inspect_site(index, chromium)["problems"]
+
+
+def inspect_site(index: Path, chromium: str | None = None) -> dict:
+    """`check_site`'s walk, counted: {"pages": pages opened, "images": images seen, "problems": [...]}."""
     chromium = chromium or find_chromium()
     if chromium is None:
         raise SiteError(f"no Chromium found (looked for {', '.join(CHROMIUM_NAMES)} on PATH and ${CHROMIUM_ENV}); "
                         "install it, e.g. `apt-get install -y chromium`")
     index = Path(index).resolve()
-    problems, seen, queue = [], set(), [index]
+    problems, seen, queue, images = [], set(), [index], 0
     while queue:
         page = queue.pop(0)
         if page in seen:
@@ -253,13 +258,14 @@ def check_site(index: Path, chromium: str | None = None) -> list[str]:
             problems.append(f"{page.name}: linked from the index but missing")
             continue
         found = probe_page(page, chromium)
+        images += len(found["images"])
         problems += [f"{page.name}: image {img['src']!r} did not load" for img in found["images"] if img["width"] <= 0]
         if page == index:
             for href in found["links"]:
                 url = urlparse(href)
                 if url.scheme == "file" and url.path.endswith(".html"):
                     queue.append(Path(unquote(url.path)))
-    return problems
+    return {"pages": len(seen), "images": images, "problems": problems}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,12 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         index = build_site(src, out, title=f"slmrec-book: profile {args.profile}")
         print(f"site: {index} ({len(list(out.glob('*.html'))) - 1} pages)")
         if args.check:
-            problems = check_site(index)
-            for line in problems:
+            seen = inspect_site(index)
+            for line in seen["problems"]:
                 print(f"problem: {line}", file=sys.stderr)
-            if problems:
+            if seen["problems"]:
                 return 1
-            print("checked in headless Chromium: every image on every page loaded")
+            print(f"checked in headless Chromium: {seen['pages']} pages, {seen['images']} images, every one loaded"
+                  + ("; no page shows a figure" if not seen["images"] else ""))
     except SiteError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

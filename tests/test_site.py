@@ -98,7 +98,7 @@ def test_bad_chromium_variable_is_named(monkeypatch):
 @needs_chromium
 def test_browser_every_image_loads(executed, tmp_path):
     index = site.build_site(executed, tmp_path / "site" / "smoke")
-    assert site.check_site(index, CHROMIUM) == []
+    assert site.inspect_site(index, CHROMIUM) == {"pages": 3, "images": 2, "problems": []}
     found = site.probe_page(index.parent / "00_data.html", CHROMIUM)
     assert len(found["images"]) == 1 and found["images"][0]["width"] > 0
 
