@@ -358,6 +358,8 @@ def label(cfg: RunConfig) -> str:
     m = cfg.model
     if m.kind in DISPLAY:
         name = DISPLAY[m.kind]
+        if m.kind == "sasrec":  # the ladder's rungs (studies.RUNGS): what differs from the book's SASRec
+            name += (" BCE" if m.params.loss == "bce" else "") + ("" if m.targets == "all" else f" targets={m.targets}")
         return f"{name} {cfg.role}" if cfg.role else name
     if m.kind == "e4srec":
         return f"E4SRec_{m.layers}{_llm_suffix(cfg)}"

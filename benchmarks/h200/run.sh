@@ -27,8 +27,8 @@ mkdir -p /root/keep/results/gpu && cp -rn results/gpu/. /root/keep/results/gpu/
 # and seed; on a GPU not bit for bit the table the committed LLM rows read): its committed rows are
 # set aside as rows.csv.committed, and the retrained rows stay on the machine, never overwriting them
 for d in /root/keep/results/gpu/runs/*/; do
-  if grep -q '"role": "item table"' "${d}config.json" 2>/dev/null && [ -f "${d}rows.csv" ] \
-     && [ ! -f "${d}item_embeddings.pt" ]; then
+  if [ -f "${d}rows.csv" ] && [ ! -f "${d}item_embeddings.pt" ] && python3 -c \
+     'import json, sys; sys.exit(json.load(open(sys.argv[1])).get("role") != "item table")' "${d}config.json"; then
     mv "${d}rows.csv" "${d}rows.csv.committed"
   fi
 done
@@ -57,8 +57,9 @@ if [ -n "${OUT:-}" ]; then
   # read (a few MB each); no other weights: model.pt and the baselines' own tables would not come back
   tar -czf "$OUT/results_gpu.tgz" --exclude='checkpoint*' --exclude='*.pt' --exclude='.lock' \
     --exclude='rows.csv.committed' -C /root/keep/results gpu
-  tables=$(cd /root/keep/results && grep -l '"role": "item table"' gpu/runs/*/config.json 2>/dev/null \
-           | sed 's#config.json$#item_embeddings.pt#' | while read -r f; do [ -f "$f" ] && echo "$f"; done)
+  tables=$(cd /root/keep/results && for c in gpu/runs/*/config.json; do
+             python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1])).get("role") != "item table")' "$c" \
+               && [ -f "${c%config.json}item_embeddings.pt" ] && echo "${c%config.json}item_embeddings.pt"; done)
   [ -n "$tables" ] && tar -czf "$OUT/item_tables.tgz" -C /root/keep/results $tables
   cp /root/keep/log.txt "$OUT/log.txt"
   # unfinished runs: checkpoints and finished evaluation stages, in parts of 15 MiB (files come back
