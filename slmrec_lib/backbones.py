@@ -275,7 +275,14 @@ def _from_hf_dir(path: Path, dtype, layers: int | None = None):
         if layers > n:
             raise ValueError(f"layers={layers} but the backbone at {path} has only {n}")
         _truncate_config(config, layers)
-    model = AutoModel.from_pretrained(str(path), config=config, dtype=dtype)
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the deeper layers' weights are skipped on purpose: no "UNEXPECTED" report
+    try:
+        model = AutoModel.from_pretrained(str(path), config=config, dtype=dtype)
+    finally:
+        hf_logging.set_verbosity(level)
     if hasattr(model, "model") and hasattr(model.model, "layers"):  # a causal LM class came back
         model = model.model
     if not hasattr(model, "layers"):

@@ -43,7 +43,8 @@ import torch
 from . import config, paths
 from .builders import Artifacts, build_model
 from .config import LLM_KINDS, MODEL_KINDS, DataConfig, ModelConfig, RunConfig, with_execution  # noqa: F401
-from .data import Preprocess, SequenceData, Split, leave_one_out, load_dataset, synthetic, train_examples
+from .data import (Preprocess, SequenceData, Split, leave_one_out, load_dataset, subset_users, synthetic,
+                   train_examples, truncation_line, truncation_summary)
 from .evaluation import EvalProtocol, metrics_from_ranks, rank_positives
 from .profiles import Profile, get_profile
 from .util import atomic_torch_save, atomic_write_text, remove_stale_temps, seeded_subset, sha256_file
@@ -80,12 +81,8 @@ def get_data(cfg: DataConfig) -> SequenceData:
     else:
         pre = Preprocess.paper() if cfg.preprocess == "paper" else Preprocess.official_code()
         data = load_dataset(cfg.dataset, preprocess=pre)
-    keep = seeded_subset(data.n_users, cfg.max_users, cfg.subset_seed)
-    if keep is not None:
-        # NOTE: items keep their ids (the item table and the candidates cover the whole catalogue)
-        data = SequenceData(data.name, [data.sequences[u] for u in keep], data.n_items, data.titles,
-                            dict(data.info, user_subset=cfg.max_users, subset_seed=cfg.subset_seed))
-    return data
+    # NOTE: a user subset keeps the items' ids (the item table and the candidates cover the whole catalogue)
+    return subset_users(data, cfg.max_users, cfg.subset_seed)
 
 
 @lru_cache(maxsize=8)
@@ -135,7 +132,7 @@ def read_rows(cfg: RunConfig, profile: str | Profile) -> pd.DataFrame:
     """The checked rows of a finished run (DamagedRun if they are damaged, FileNotFoundError if absent)."""
     path = run_dir(cfg, profile) / "rows.csv"
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, dtype={"git_sha": str})  # a sha such as "7729e10" is not a number
     except pd.errors.EmptyDataError:
         raise DamagedRun(f"{path}: empty file") from None
     except pd.errors.ParserError as exc:
@@ -219,10 +216,12 @@ def run_lock(folder: Path, wait: bool = True):
 
 
 def run(cfg: RunConfig, profile: str | Profile, force: bool = False, quiet: bool = False,
-        wait: bool | None = None) -> pd.DataFrame:
+        wait: bool | None = None, on_bad_checkpoint: str = "raise") -> pd.DataFrame:
     """Train and evaluate `cfg` (once) and return its tidy rows; see the module docstring. Its
     dependencies (item embeddings, teacher) are run first, each as a run of its own.
-    `wait`: whether to wait for another process training the same run (None: `set_wait_for_busy_runs`)."""
+    `wait`: whether to wait for another process training the same run (None: `set_wait_for_busy_runs`).
+    `on_bad_checkpoint`: "raise" (training.CheckpointError names the damaged file) or "restart" (it is
+    set aside and the run starts over)."""
     prof = get_profile(profile)
     folder = run_dir(cfg, prof)
     if not force and is_done(cfg, prof):
@@ -234,13 +233,13 @@ def run(cfg: RunConfig, profile: str | Profile, force: bool = False, quiet: bool
             f"{prof.name}` on a GPU machine and copy its results/ here, or use PROFILE=cpu / smoke."
         )
     for dep in config.dependencies(cfg):
-        run(dep, prof, quiet=quiet, wait=wait)
+        run(dep, prof, quiet=quiet, wait=wait, on_bad_checkpoint=on_bad_checkpoint)
     with run_lock(folder, _WAIT_FOR_BUSY_RUNS if wait is None else wait):
         if not force and is_done(cfg, prof):  # finished by the process that held the lock
             return _labelled(read_rows(cfg, prof), cfg)
         remove_stale_temps(folder)
         _set_aside_damaged(folder)
-        return _labelled(_train_and_evaluate(cfg, prof, folder, quiet), cfg)
+        return _labelled(_train_and_evaluate(cfg, prof, folder, quiet, on_bad_checkpoint), cfg)
 
 
 def _labelled(frame: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame:
@@ -266,7 +265,8 @@ def _artifacts(cfg: RunConfig, prof: Profile) -> Artifacts:
     )
 
 
-def _train_and_evaluate(cfg: RunConfig, prof: Profile, folder: Path, quiet: bool) -> pd.DataFrame:
+def _train_and_evaluate(cfg: RunConfig, prof: Profile, folder: Path, quiet: bool,
+                        on_bad_checkpoint: str = "raise") -> pd.DataFrame:
     rows_path = folder / "rows.csv"
     atomic_write_text(json.dumps(config.to_dict(cfg), indent=2), folder / "config.json")
     if not quiet:
@@ -279,7 +279,10 @@ def _train_and_evaluate(cfg: RunConfig, prof: Profile, folder: Path, quiet: bool
         from .training import fit
 
         examples = train_examples(split, model.max_len, cfg.model.targets)
-        result = fit(model, examples, split, cfg.train, folder, cfg.eval_protocols[0], name=f"{cfg.label} {cfg.hash[:8]}")
+        if not quiet:  # what a max_len cut from the histories, said once a run
+            print(f"[data] {truncation_line(truncation_summary(split, model.max_len, cfg.model.targets))}", flush=True)
+        result = fit(model, examples, split, cfg.train, folder, cfg.eval_protocols[0], name=f"{cfg.label} {cfg.hash[:8]}",
+                     on_bad_checkpoint=on_bad_checkpoint)
         train_seconds, steps, best_step = result.train_seconds, result.steps, result.best_step
     model.to(device)
     trainable = {k: v.detach().cpu() for k, v in model.named_parameters() if v.requires_grad}

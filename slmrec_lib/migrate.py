@@ -65,7 +65,7 @@ def migrate_folder(folder: Path, cfg: config.RunConfig, profile: str) -> Path:
     atomic_write_text(json.dumps(record, indent=2), target / "config.json")
     rows_path = target / "rows.csv"
     if rows_path.exists() and rows_path.stat().st_size > 0:
-        rows = pd.read_csv(rows_path)
+        rows = pd.read_csv(rows_path, dtype={"git_sha": str})  # "7729e10" is a sha, not a number
         tidy = config.columns(cfg)
         rows = rows.assign(run_id=f"{profile}-{cfg.hash}", config_hash=cfg.hash, **tidy)
         if "model" in rows.columns and "label" in rows.columns:  # the label the run was trained under

@@ -31,7 +31,7 @@ from . import config, experiment, studies
 from .config import LLM_KINDS, MODEL_KINDS
 from .data import DataError, check_dataset
 from .profiles import Profile, ProfileError, get_profile
-from .training import TrainingInterrupted
+from .training import CheckpointError, TrainingInterrupted
 
 
 class EmptyPlan(ValueError):
@@ -69,7 +69,7 @@ def plan(profile: str | Profile, names: list[str], datasets: list[str], seeds: l
 
 
 def work(cfgs: list, profile: str, budget_minutes: float | None = None, name: str = "",
-         poll_seconds: float = 5.0) -> int:
+         poll_seconds: float = 5.0, on_bad_checkpoint: str = "raise") -> int:
     """Train the unfinished runs of `cfgs`, sharing them with other processes: see the module docstring.
     Returns 0 when all are done, 3 when the budget ran out first, 1 when a run failed (its traceback
     is printed; the other runs go on), 128 + the signal's number when a signal stopped a training."""
@@ -92,9 +92,14 @@ def work(cfgs: list, profile: str, budget_minutes: float | None = None, name: st
             todo = chain[0]  # the cfg itself once its dependencies are done
             t0 = time.time()
             try:
-                experiment.run(todo, profile, wait=False)
+                experiment.run(todo, profile, wait=False, on_bad_checkpoint=on_bad_checkpoint)
             except experiment.RunBusy:
                 continue
+            except CheckpointError as exc:  # says which file; the run is not trained over it silently
+                print(f"{tag}{exc}\n{tag}(or call again with --restart-bad-checkpoints)", flush=True)
+                failed.add(todo.hash)
+                started = True
+                break
             except TrainingInterrupted as exc:  # SIGTERM / SIGINT: its checkpoint is written
                 print(f"{tag}{todo.label} {todo.data.dataset} seed {todo.seed}: {exc}", flush=True)
                 return 128 + exc.signum
@@ -169,6 +174,8 @@ def main(argv=None) -> int:
     parser.add_argument("--p5-chunk-rows", type=int, default=None,
                         help="P5's decoding rows a forward while scoring (default: the profile's); an execution "
                              "setting outside the run's hash, so a run in progress resumes under another size")
+    parser.add_argument("--restart-bad-checkpoints", action="store_true",
+                        help="a checkpoint that cannot be read is set aside (checkpoint.bad.pt) and its run starts over")
     parser.add_argument("--worker-name", default="", help=argparse.SUPPRESS)  # set by --workers
     args = parser.parse_args(argv)
     try:
@@ -203,7 +210,8 @@ def main(argv=None) -> int:
         rest = [a for i, a in enumerate(argv)  # without "--workers N" / "--workers=N"
                 if not (a == "--workers" or a.startswith("--workers=") or (i and argv[i - 1] == "--workers"))]
         return spawn_workers(rest, args.workers)
-    return work(cfgs, args.profile, args.budget_minutes, args.worker_name)
+    return work(cfgs, args.profile, args.budget_minutes, args.worker_name,
+                on_bad_checkpoint="restart" if args.restart_bad_checkpoints else "raise")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ figures/<profile>/. Percent everywhere; ratios as "x" with their value written b
 
 from __future__ import annotations
 
+import sys
+
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -22,6 +24,10 @@ def setup() -> None:
 
 def save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=130, bbox_inches="tight")
+    if "ipykernel" in sys.modules:  # in a notebook: shown inline (and so in the executed notebook) first
+        from IPython.display import display
+
+        display(fig)
     plt.close(fig)
     print(f"saved {path}")
     return path

@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -97,8 +98,11 @@ class LLMRecConfig:
     eval_bf16: bool = True  # bf16 autocast in score_all / last_token_states when the model is on CUDA
     train_item_table: bool = False  # the SASRec item embeddings train too (the paper keeps them frozen)
     score_fp32: bool = False  # scoring: user vector and item dot products in float32 under bf16 autocast (changes ties)
-    merge_lora: bool = field(default=False, metadata=EXECUTION)  # scoring: LoRA folded into the frozen weights
-    compile_scoring: bool = field(default=False, metadata=EXECUTION)  # scoring: the forward under torch.compile
+    # scoring: LoRA folded into the frozen weights / the forward under torch.compile. Real settings, not
+    # execution-only: under bf16 on an H200 they moved the rank of most users by a few places
+    # (results/gpu/scoring.csv, same_rank_fraction 0.03-0.04), so a run that uses them is another run.
+    merge_lora: bool = False
+    compile_scoring: bool = False
     score_batch_size: int | None = field(default=None, metadata=EXECUTION)  # scoring: rows a forward (None: as given)
 
     def __post_init__(self) -> None:
@@ -139,7 +143,9 @@ class LLMRec(SeqRecommender):
             p.requires_grad_(False)
         lora = LoraConfig(task_type="FEATURE_EXTRACTION", r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                           lora_dropout=cfg.lora_dropout, target_modules=list(cfg.lora_targets), bias="none")
-        self.llm = get_peft_model(backbone, lora)  # LoRA layers are injected into `backbone` itself
+        with warnings.catch_warnings():  # transformers' notice for every LoRA model peft builds
+            warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
+            self.llm = get_peft_model(backbone, lora)  # LoRA layers are injected into `backbone` itself
         self.item_embeddings = nn.Embedding.from_pretrained(item_embeddings.detach().float().clone(),
                                                             freeze=not cfg.train_item_table)
         self.input_proj = nn.Linear(d0, hidden)  # item vector -> token embedding (with bias, as the authors)

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -239,7 +240,9 @@ class P5Rec(SeqRecommender):
             r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
             target_modules=list(cfg.lora_targets), bias="none",
         )
-        self.lm = get_peft_model(base, lora)  # the base model with LoRA; its forward is the base model's
+        with warnings.catch_warnings():  # transformers' notice for every LoRA model peft builds
+            warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
+            self.lm = get_peft_model(base, lora)  # the base model with LoRA; its forward is the base model's
         if head is not None:
             self.register_buffer("lm_head_weight", head.to(base.embed_tokens.weight.dtype), persistent=False)
         else:
