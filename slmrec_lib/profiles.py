@@ -53,6 +53,8 @@ class Profile:
     p5_train: TrainConfig = field(default_factory=TrainConfig)  # training of P5
     p5_eval_users: int | None = None  # P5 scores 1000 candidates by likelihood: a seeded user subset
     llm_targets: str = "last"  # training rows of the LLM models: "last" (the authors') or "prefixes"
+    control_depths: tuple[int, ...] = ()  # E4SRec depths of the depth controls and the ladder's LLM rows
+    # (empty: small, mid and depth)
     gpu_required: bool = False  # LLM models train only on a GPU (baselines may train anywhere); without
     # one, notebooks render from saved results
 
@@ -96,6 +98,7 @@ PROFILES: dict[str, Profile] = {
         p5_params=P5Config(max_len=5, lora_r=4, lora_alpha=4),
         p5_train=T(epochs=1, batch_size=32, lr=3e-3, patience=None, progress=False),
         p5_eval_users=30,
+        control_depths=(4,),  # CI: one depth shows the controls run
     ),
     "cpu": Profile(
         name="cpu",
@@ -122,6 +125,7 @@ PROFILES: dict[str, Profile] = {
         p5_params=P5Config(max_len=10),
         p5_train=T(max_steps=50, batch_size=16, lr=1e-3, patience=None),
         p5_eval_users=10,  # 1000 candidates by likelihood: about 10 CPU-seconds a user at 8 layers
+        control_depths=(4,),  # each control is an 80-step LLM run (~100 s on 2 cores): the student's depth
     ),
     "gpu": Profile(
         name="gpu",

@@ -176,7 +176,8 @@ def baselines(profile: str | Profile, dataset: str) -> list[RunConfig]:
     prof = get_profile(profile)
     cfgs = [sasrec_rung(prof, dataset, rung, seed) for seed in prof.seeds for rung in RUNGS]
     bce_table = sasrec_rung(prof, dataset, "bce", 0, width=prof.item_table_params.hidden)
-    for k in (prof.small, prof.depth):
+    depths = control_depths(prof)
+    for k in sorted({depths[0], depths[-1]}):
         cfgs += [e4srec(prof, dataset, k, prof.seeds[0]), _reading(e4srec(prof, dataset, k, prof.seeds[0]), bce_table)]
     return _unique(cfgs)
 
@@ -207,20 +208,25 @@ def _control(cfg: RunConfig, prof: Profile, backbone: str | None = None, targets
     return replace(cfg, model=model, protocols=shuffled_protocols(prof))
 
 
+def control_depths(prof: Profile) -> list[int]:
+    """The E4SRec depths of the depth controls: the profile's `control_depths`, else small / mid / depth."""
+    return sorted(set(prof.control_depths or (prof.small, prof.mid, prof.depth)))
+
+
 def depth_controls(profile: str | Profile, dataset: str) -> list[RunConfig]:
     """What limits depth (issue: "why depth does not pay"), first seed: pretrained vs random weights at
     small / mid / depth layers, the item table trainable at small and depth, every prefix a training
-    row at small; SASRec on shuffled histories beside them. Every run is also scored on shuffled
+    row at small; SASRec on shuffled histories beside them (depths: `control_depths`). Every run is also scored on shuffled
     histories (order use) and reads the profile's item table."""
     prof = get_profile(profile)
     seed = prof.seeds[0]
-    depths = sorted({prof.small, prof.mid, prof.depth})
+    depths = control_depths(prof)
     sasrec = replace(baseline(prof, dataset, "sasrec", seed), protocols=shuffled_protocols(prof))
     cfgs = [sasrec]
     for k in depths:
         plain = e4srec(prof, dataset, k, seed)
         cfgs += [_control(plain, prof), _control(plain, prof, backbone=random_backbone(prof.backbone))]
-    for k in sorted({prof.small, prof.depth}):
+    for k in sorted({depths[0], depths[-1]}):
         cfgs.append(_control(e4srec(prof, dataset, k, seed), prof, train_item_table=True))
     cfgs.append(_control(e4srec(prof, dataset, prof.small, seed), prof, targets="prefixes"))
     return _unique(cfgs)
