@@ -47,7 +47,7 @@ from .data import (Preprocess, SequenceData, Split, leave_one_out, load_dataset,
                    train_examples, truncation_line, truncation_summary)
 from .evaluation import EvalProtocol, metrics_from_ranks, rank_positives
 from .profiles import Profile, get_profile
-from .util import atomic_torch_save, atomic_write_text, remove_stale_temps, seeded_subset, sha256_file
+from .util import atomic_savez, atomic_torch_save, atomic_write_text, remove_stale_temps, seeded_subset, sha256_file
 
 MANIFEST = "manifest.json"  # sha256 of every weight file a run saved, checked before another run reads it
 RANKS = "ranks.npz"  # per-user ranks (and ties) of every protocol and stage, kept with the rows
@@ -326,9 +326,7 @@ def _save_ranks(folder: Path, ranks: dict[str, np.ndarray], users: np.ndarray | 
     arrays = {k.replace("/", "__"): np.asarray(v, dtype=np.int32) for k, v in ranks.items()}
     if users is not None:
         arrays["users"] = np.asarray(users, dtype=np.int32)
-    tmp = folder / f".{RANKS}.tmp{os.getpid()}.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, folder / RANKS)
+    atomic_savez(folder / RANKS, compressed=True, **arrays)
 
 
 LAYER_DISTANCES = "layer_angular_distance.csv"
@@ -382,9 +380,7 @@ def _stage_ranks(model, split, protocol: EvalProtocol, stage: str, users, folder
     ranks, ties = rank_positives(model, split, protocol, stage, users=users, return_ties=True)
     _sync()
     seconds = time.perf_counter() - t0
-    tmp = folder / f".{path.stem}.tmp{os.getpid()}.npz"
-    np.savez(tmp, ranks=ranks, ties=ties, seconds=seconds, stamp=stamp)
-    os.replace(tmp, path)
+    atomic_savez(path, ranks=ranks, ties=ties, seconds=seconds, stamp=stamp)
     return ranks, ties, seconds
 
 

@@ -2,7 +2,7 @@
 
 It imports nothing from the rest of the library, so any module may import it.
 
-- `atomic_write_bytes / atomic_write_text / atomic_torch_save`: write to a temporary file in the
+- `atomic_write_bytes / atomic_write_text / atomic_torch_save / atomic_savez`: write to a temporary file in the
   target's folder, flush and fsync it, then `os.replace` it onto the target (and fsync the folder):
   a reader sees the old file or the new one, never a torn one, even after a power cut. A temporary
   file a killed writer left behind is named `.<name>.tmp<pid>...` and `remove_stale_temps` clears it.
@@ -77,6 +77,12 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     import torch
 
     _atomic(path, lambda fh: torch.save(obj, fh))
+
+
+def atomic_savez(path: Path, compressed: bool = False, **arrays) -> None:
+    """numpy's savez (or savez_compressed) of `arrays`, written atomically like the others."""
+    save = np.savez_compressed if compressed else np.savez
+    _atomic(path, lambda fh: save(fh, **arrays))
 
 
 def remove_stale_temps(folder: Path) -> list[Path]:
