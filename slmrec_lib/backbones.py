@@ -105,6 +105,30 @@ def load_backbone(spec: str, *, dtype: torch.dtype = torch.float32, gguf_path: s
     return model.to(device), tok
 
 
+def check_spec(spec: str) -> None:
+    """Raise ValueError, without loading anything, unless `spec` names a backbone `load_backbone` knows:
+    "tiny", "smollm2", a random spec (optionally ":<integer seed>") or a directory holding a Hugging Face
+    model (a config.json). For the runner to call before it trains any dependency of an LLM run."""
+    name, _, seed_text = spec.partition(":")
+    if name in RANDOM_SPECS:
+        if seed_text and not seed_text.lstrip("-").isdigit():
+            raise ValueError(f"backbone spec {spec!r}: the part after ':' is the seed and must be an integer, "
+                             f"e.g. {name}:1")
+        return
+    if spec in ("tiny", "smollm2"):
+        return
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        raise ValueError(
+            f"backbone spec {spec!r} is neither 'tiny', 'smollm2', one of {RANDOM_SPECS} (optionally ':<seed>') "
+            "nor an existing directory. Give the path of a local Hugging Face causal-LM folder (config.json, "
+            "*.safetensors, tokenizer files), e.g. a download of meta-llama/Llama-2-7b-hf.")
+    if not (path / "config.json").is_file():
+        raise ValueError(
+            f"backbone folder {path} is not a Hugging Face model: it has no config.json. Give the folder that "
+            "holds config.json, the weights (*.safetensors or *.bin) and the tokenizer files.")
+
+
 def keep_first_layers(model: nn.Module, k: int) -> nn.Module:
     """Keep only decoder layers `[:k]` of a base model (in place) and make its config say so.
 
@@ -204,11 +228,23 @@ def smollm2_cache_path(gguf: Path) -> Path:
 
 
 def _smollm2(dtype, gguf_path, layers=None):
+    """SmolLM2 from its de-quantised cache folder, built first if absent. A cache folder that cannot be
+    loaded (a truncated or damaged file) is said, by name, removed and built again from the GGUF."""
+    from safetensors import SafetensorError
+
     gguf = smollm2_gguf_path(gguf_path)
     folder = smollm2_cache_path(gguf)
     if not (folder / "DONE").is_file():
         _convert_gguf(gguf, folder)
-    return _from_hf_dir(folder, dtype, layers)
+    try:
+        return _from_hf_dir(folder, dtype, layers)
+    except (OSError, ValueError, SafetensorError) as exc:  # a damaged cache; the GGUF itself is the source
+        print(f"[backbone] the cached SmolLM2 folder {folder} cannot be loaded ({type(exc).__name__}: "
+              f"{str(exc)[:200]}); removing it and building it again from {gguf}", flush=True)
+        _smollm2_meta.cache_clear()
+        shutil.rmtree(folder, ignore_errors=True)
+        _convert_gguf(gguf, folder)
+        return _from_hf_dir(folder, dtype, layers)
 
 
 def smollm2_config_and_tokenizer(gguf_path=None):

@@ -44,6 +44,26 @@ def load_backbone_spec(spec: str, layers: int | None = None):
         return backbones.load_backbone(spec, layers=layers)
 
 
+def check_backbone(cfg: RunConfig) -> None:
+    """BuildError, before anything is trained or loaded, if the backbone of an LLM run (or P5) is not one
+    `load_backbone_spec` can load: a `backbones` spec, "tiny:<layers>" / "tiny-random:<layers>", or a
+    directory holding a Hugging Face model."""
+    from . import backbones
+
+    spec = cfg.model.backbone
+    if spec is None:
+        return
+    name, _, depth = spec.partition(":")
+    if name in ("tiny", "tiny-random") and depth:
+        if not depth.isdigit() or int(depth) < 1:
+            raise BuildError(f"{cfg.label} ({cfg.hash}): backbone {spec!r} needs a positive layer count after ':'")
+        return
+    try:
+        backbones.check_spec(spec)
+    except ValueError as exc:
+        raise BuildError(f"{cfg.label} ({cfg.hash}): {exc}") from None
+
+
 def _need(value, what: str, cfg: RunConfig):
     if value is None:
         raise BuildError(f"{cfg.label} ({cfg.hash}) needs {what}; the runner hands it over from the dependency run")

@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 
 from . import config, paths
-from .builders import Artifacts, build_model
+from .builders import Artifacts, build_model, check_backbone
 from .config import LLM_KINDS, MODEL_KINDS, DataConfig, ModelConfig, RunConfig, with_execution  # noqa: F401
 from .data import (Preprocess, SequenceData, Split, leave_one_out, load_dataset, subset_users, synthetic,
                    train_examples, truncation_line, truncation_summary)
@@ -232,6 +232,7 @@ def run(cfg: RunConfig, profile: str | Profile, force: bool = False, quiet: bool
             f"{prof.name!r} trains its LLM models only on a GPU. Run `python -m slmrec_lib.run --profile "
             f"{prof.name}` on a GPU machine and copy its results/ here, or use PROFILE=cpu / smoke."
         )
+    check_backbone(cfg)  # a backbone that cannot load is said before any dependency trains
     for dep in config.dependencies(cfg):
         run(dep, prof, quiet=quiet, wait=wait, on_bad_checkpoint=on_bad_checkpoint)
     with run_lock(folder, _WAIT_FOR_BUSY_RUNS if wait is None else wait):

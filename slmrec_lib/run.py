@@ -28,6 +28,7 @@ import time
 import traceback
 
 from . import config, experiment, studies
+from .builders import BuildError, check_backbone
 from .config import LLM_KINDS, MODEL_KINDS
 from .data import DataError, check_dataset
 from .profiles import Profile, ProfileError, get_profile
@@ -205,6 +206,12 @@ def main(argv=None) -> int:
             state = "done" if experiment.is_done(c, args.profile) else "todo"
             print(f"{state}  {c.hash}  {c.data.dataset:10s} seed {c.seed}  {c.label}")
         return 0
+    try:  # a backbone that cannot load is said once, before any run trains (--list still shows the plan)
+        for spec in sorted({c.model.backbone for c in cfgs if c.model.backbone is not None}):
+            check_backbone(next(c for c in cfgs if c.model.backbone == spec))
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.workers > 1:
         argv = list(sys.argv[1:] if argv is None else argv)
         rest = [a for i, a in enumerate(argv)  # without "--workers N" / "--workers=N"
