@@ -386,9 +386,12 @@ def _stage_ranks(model, split, protocol: EvalProtocol, stage: str, users, folder
 
 
 def _cleanup_partial(folder: Path) -> None:
-    """Remove what only an unfinished run needs: checkpoints and the ranks of finished stages."""
+    """Remove what only an unfinished run needs: checkpoints and the ranks of finished stages. A
+    checkpoint set aside as unreadable (training.BAD_CHECKPOINT) is kept for inspection."""
+    from .training import BAD_CHECKPOINT
+
     for path in [*folder.glob("checkpoint*"), *folder.glob("ranks-*.npz")]:
-        if path.is_file():
+        if path.is_file() and path.name != BAD_CHECKPOINT:
             path.unlink()
 
 

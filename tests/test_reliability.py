@@ -333,7 +333,10 @@ def test_truncated_checkpoint_is_named_and_restart_completes(base, tmp_path, mon
 
     done = cli("--study", "layer_scan", "--models", "sasrec", "--restart-bad-checkpoints", root=root)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert (folder / training.BAD_CHECKPOINT).exists()
+    assert f"Set it aside as {training.BAD_CHECKPOINT}" in done.stdout
+    # kept for inspection after the run finished (before this fix the end-of-run cleanup deleted it)
+    assert (folder / training.BAD_CHECKPOINT).read_bytes() == whole.getvalue()[: len(whole.getvalue()) // 2]
+    assert not (folder / "checkpoint.pt").exists()
     assert_same_values(rows_in(root, ITEMS), rows_in(base[0], ITEMS))
 
 
