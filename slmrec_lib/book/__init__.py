@@ -14,6 +14,7 @@ Parts (each imports only those above it, never this package):
     tables    ours beside the paper's, the layer scan, costs, datasets, markdown
     claims    the claims and their verdicts (Welch, Fieller, paired bootstrap, Wilcoxon, Holm, Kendall)
     report    results/<profile>/report.md and .csv
+    ladder    the baseline ladder (08) and the depth controls (09): tables, calibration, layer distances
     figures   the figures
 """
 
@@ -31,3 +32,6 @@ from .runs import (BLOCKS_1, BLOCKS_2, BLOCKS_NOTE, DEEP, E4_MID, E4_SMALL, FULL
 from .tables import (comparison_table, dataset_findings, dataset_table, efficiency_table, formatted,
                      impossible_blocks, layer_scan_table, main_table, markdown_table, mean_std, scan_findings,
                      sequence_lengths)
+from . import ladder
+from .claims import LADDER_CLAIMS, NOT_RUN, OrderClaim, all_claims, control_claims, control_sides
+from .runs import EXTRA_STUDIES, RUNG_NAMES, rung_of

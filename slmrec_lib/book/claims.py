@@ -35,8 +35,9 @@ from ..stats import FAILS, HOLDS, INCONCLUSIVE
 from .context import Book, BookError
 from .paper import MAIN_METRICS, PAPER_DEPTH, PAPER_SMALL, average_improvement, paper_long, paper_row
 from .runs import (BLOCKS_1, BLOCKS_2, DEEP, E4_SMALL, FULL, FULL_ONLINE, P5, SASREC, STUDENT, STUDENT_MS,
-                   STUDENT_NORM, Side, groups, normalized, protocol_kind, protocols)
+                   STUDENT_NORM, Side, groups, normalized, protocol_kind, protocols, rung_of, shuffled_of)
 
+NOT_RUN = "not run"  # a claim of the ladder or the controls whose runs this machine lacks (a GPU profile)
 NOT_MEASURED = "not measured"  # an efficiency claim without a timing benchmark where clocks are no measure
 EFFICIENCY_TOLERANCE = 0.2  # relative slack around the paper's efficiency figures (scaled to our depths)
 ALPHA = 0.05  # level of every test; intervals are 95%
@@ -80,6 +81,79 @@ CLAIMS = (
     Claim("RQ5", "b = 4 blocks beats b = 1", FULL, BLOCKS_1, "b = 4 best, b = 1, 2 worse"),
     Claim("RQ5", "b = 4 blocks beats b = 2", FULL, BLOCKS_2, "b = 4 best, b = 1, 2 worse"),
 )
+LLM_BEATS_SASREC = CLAIMS[3]
+DEEP_BCE = Side("e4srec", "depth", item_table="bce")  # E4SRec* reading the BCE rung's item table
+SMALL_BCE = Side("e4srec", "small", item_table="bce")
+# the baseline ladder (08): the paper's claim against every SASRec rung (SASREC names each), and what
+# the item table does to the LLM
+LADDER_CLAIMS = (
+    LLM_BEATS_SASREC,
+    Claim("RQ1", "the 4-layer LLM recommender beats SASRec", E4_SMALL, SASREC),
+    Claim("ladder", "a stronger item table makes a stronger LLM: E4SRec* reading the CE table beats it reading "
+          "the BCE table", DEEP, DEEP_BCE, "the paper reads one table (its SASRec's)"),
+    Claim("ladder", "a stronger item table makes a stronger LLM: E4SRec_4 reading the CE table beats it reading "
+          "the BCE table", E4_SMALL, SMALL_BCE, "the paper reads one table (its SASRec's)"),
+    Claim("ladder", "the LLM lifts a weak table: E4SRec* reading the BCE table beats the BCE SASRec", DEEP_BCE,
+          Side("sasrec", rung="bce"), "E4SRec* over SASRec: +42% on average (one table)"),
+)
+
+
+@dataclass(frozen=True)
+class OrderClaim:
+    """"`side` uses the order of a history": it scores higher on the plain histories than on the same
+    histories with their items shuffled (same users, targets and candidates)."""
+
+    rq: str
+    text: str
+    side: Side
+    paper_says: str = ""
+
+
+def control_sides(book: Book) -> dict[str, Side]:
+    """The models of the depth controls by name (depths: `studies.control_depths`)."""
+    from .. import studies
+
+    depths = studies.control_depths(book.profile)
+    out = {"SASRec": Side("sasrec", control=True)}
+    for k in depths:
+        out[f"pretrained {k}"] = Side("e4srec", k, control=True)
+        out[f"random {k}"] = Side("e4srec", k, backbone="random", control=True)
+    for k in sorted({depths[0], depths[-1]}):
+        out[f"trainable {k}"] = Side("e4srec", k, train_item_table=True, control=True)
+    out[f"prefixes {book.profile.small}"] = Side("e4srec", book.profile.small, targets="prefixes", control=True)
+    return out
+
+
+def control_claims(book: Book) -> tuple:
+    """The depth controls (09) as claims: pretraining, depth, training rows, item table (Claim), order
+    (OrderClaim). All sides are control runs (fp32 scores, one retrained item table): they are
+    compared with each other only."""
+    from .. import studies
+
+    depths = studies.control_depths(book.profile)
+    s = control_sides(book)
+    small, deep = depths[0], depths[-1]
+    out = [Claim("control: pretraining", f"language pretraining helps: pretrained E4SRec_{k} beats the same "
+                 "stack with random weights", s[f"pretrained {k}"], s[f"random {k}"],
+                 "the paper's premise: the LLM's knowledge is what the rows use") for k in depths]
+    if deep > small:
+        out += [Claim("control: depth", f"depth helps{what}: E4SRec_{deep} beats E4SRec_{small}", s[f"{w} {deep}"],
+                      s[f"{w} {small}"], "E4SRec* above E4SRec_4* in the paper's table")
+                for w, what in (("pretrained", ""), ("random", " a random-weight stack"))]
+    p = book.profile.small
+    out.append(Claim("control: training rows", f"every prefix a training row helps E4SRec_{p} (E4SRec's recipe "
+                     "against one row a user)", s[f"prefixes {p}"], s[f"pretrained {p}"],
+                     "E4SRec trains on every prefix; the SLMRec code on one row a user"))
+    out += [Claim("control: item table", f"the frozen item table is a ceiling: E4SRec_{k} with the table "
+                  "trainable beats it frozen", s[f"trainable {k}"], s[f"pretrained {k}"],
+                  "the paper keeps the table frozen") for k in sorted({small, deep})]
+    out += [OrderClaim("control: order", f"{name if name == 'SASRec' else 'E4SRec_' + name.split()[1]}"
+                       f"{' (random weights)' if name.startswith('random') else ''} uses the order of a history: "
+                       "plain histories beat shuffled ones", side)
+            for name, side in s.items() if name == "SASRec" or name.startswith(("pretrained", "random"))]
+    return tuple(out)
+
+
 EFFICIENCY_CLAIMS = (
     EfficiencyClaim("RQ2", "the student infers faster than E4SRec* (paper: 8.0x)", "inference", 8.0),
     EfficiencyClaim("RQ2", "the student trains faster than E4SRec* (paper: 6.6x)", "train", 6.6),
@@ -88,11 +162,14 @@ EFFICIENCY_CLAIMS = (
 
 
 # ------------------------------------------------------------------------------------------ scores
-def seed_scores(rows: pd.DataFrame, model: str, reference: str, protocol: str, metrics=MAIN_METRICS) -> np.ndarray:
+def seed_scores(rows: pd.DataFrame, model: str, reference: str, protocol: str, metrics=MAIN_METRICS,
+                ref_protocol: str | None = None) -> np.ndarray:
     """Per seed of `model` (a group): mean over metrics of the relative change (percent) against
-    `reference`'s mean over seeds. A metric where the reference scores 0 is left out."""
-    r = rows[(rows.stage == "test") & (rows.protocol == protocol) & rows.metric.isin(metrics)]
-    ref = r[r.group == reference].groupby("metric")["value"].mean()
+    `reference`'s mean over seeds (under `ref_protocol`, default the same protocol). A metric where the
+    reference scores 0 is left out."""
+    test = rows[(rows.stage == "test") & rows.metric.isin(metrics)]
+    r = test[test.protocol == protocol]
+    ref = test[(test.protocol == (ref_protocol or protocol)) & (test.group == reference)].groupby("metric")["value"].mean()
     mine = r[r.group == model]
     if mine.empty or ref.empty:
         raise BookError(f"no test rows of {model if mine.empty else reference!r} under {protocol}")
@@ -131,8 +208,8 @@ def _per_user(rows: pd.DataFrame, group: str, protocol: str, book: Book):
     return np.vstack(out), users
 
 
-def _paired(rows, a, b, protocol, book):
-    pa, pb = _per_user(rows, a, protocol, book), _per_user(rows, b, protocol, book)
+def _paired(rows, a, b, protocol, book, protocol_b=None):
+    pa, pb = _per_user(rows, a, protocol, book), _per_user(rows, b, protocol_b or protocol, book)
     if pa is None or pb is None:
         return None, NO_RANKS
     (va, ua), (vb, ub) = pa, pb
@@ -145,17 +222,20 @@ def _paired(rows, a, b, protocol, book):
     return (boot, other), f"{boot}; {wil}"
 
 
-def _judge_one(rows, a, b, protocol, book) -> dict:
-    a_scores = seed_scores(rows, a, b, protocol)
-    b_scores = seed_scores(rows, b, b, protocol)
+def _judge_one(rows, a, b, protocol, book, protocol_b: str | None = None) -> dict:
+    """A over B under `protocol` (B under `protocol_b` where given: the order control compares one model
+    on plain and on shuffled histories)."""
+    pb = protocol_b or protocol
+    a_scores = seed_scores(rows, a, b, protocol, ref_protocol=pb)
+    b_scores = seed_scores(rows, b, b, pb)
     w = stats.welch(a_scores, b_scores, "greater", ALPHA)
     w_less = stats.welch(a_scores, b_scores, "less", ALPHA)
     from .runs import per_seed
 
     rel = stats.relative_difference_ci(per_seed(rows, a, protocol, PAIRED_METRIC),
-                                       per_seed(rows, b, protocol, PAIRED_METRIC), ALPHA) \
-        if len(per_seed(rows, b, protocol, PAIRED_METRIC)) else None
-    paired, paired_text = _paired(rows, a, b, protocol, book)
+                                       per_seed(rows, b, pb, PAIRED_METRIC), ALPHA) \
+        if len(per_seed(rows, b, pb, PAIRED_METRIC)) else None
+    paired, paired_text = _paired(rows, a, b, protocol, book, pb)
     if paired is not None:
         boot, other = paired
         test = f"paired bootstrap over seeds x users ({PAIRED_METRIC})"
@@ -173,24 +253,43 @@ def _paper_evidence(claim: Claim, rows, a, b, book: Book) -> str:
         return claim.paper_says
     info = groups(rows)
     better, worse = paper_row(info.loc[a], book), paper_row(info.loc[b], book)
+    rung = ""
+    if better and not worse and info.loc[b, "kind"] == "sasrec" and not info.loc[b, "control"]:
+        worse, rung = "SASRec", f" (the paper's one SASRec; ours here: the {rung_of(info.loc[b])} rung)"
     if not better or not worse:
         return ""
     avg = average_improvement(paper_long(), worse, model_col="method")
-    return f"{better} vs {worse}: {avg[better]:+.2f}% on average"
+    return f"{better} vs {worse}: {avg[better]:+.2f}% on average{rung}"
 
 
-def judge_claims(rows: pd.DataFrame, book: Book, rq: str | None = None) -> pd.DataFrame:
-    """A verdict for every accuracy claim whose two sides are in `rows` (optionally of one RQ), one row
-    a (claim, pair of models, protocol); a side naming several models (a ladder of SASRec trainings)
-    gives one row each. Holm's adjustment runs over all rows of this call."""
-    rows = normalized(rows) if "group" not in rows.columns else rows
+def _not_run(c, missing) -> dict:
+    return dict(rq=c.rq, claim=c.text, ours="", paper=c.paper_says, protocol="", test="", effect_pct=np.nan,
+                ci_low=np.nan, ci_high=np.nan, p=np.nan, p_other=np.nan, ndcg10="", paired="", seeds="",
+                detail=f"a side has no finished run here ({len(missing)} runs of the profile not run: listed in "
+                       "the report)", verdict=NOT_RUN)
+
+
+def _raw(rows: pd.DataFrame, book: Book, claims, missing) -> list[dict]:
+    """One dict a (claim, pair of models, protocol), before Holm's adjustment."""
     info = groups(rows)
     out = []
-    for c in CLAIMS:
-        if rq and c.rq != rq:
+    for c in claims:
+        if isinstance(c, OrderClaim):
+            found = c.side.find(rows, book)
+            if not found and missing:
+                out.append(_not_run(c, missing))
+            for a in found:
+                for protocol in protocols(rows[rows.group == a]):
+                    twin = shuffled_of(protocol, rows[rows.group == a])
+                    if twin is not None:
+                        out.append(dict(rq=c.rq, claim=c.text, ours=f"{info.name[a]}: plain vs shuffled",
+                                        paper=c.paper_says, **_judge_one(rows, a, a, protocol, book, twin)))
             continue
-        for a in c.better.find(rows, book):
-            for b in c.worse.find(rows, book):
+        better, worse = c.better.find(rows, book), c.worse.find(rows, book)
+        if (not better or not worse) and missing:
+            out.append(_not_run(c, missing))
+        for a in better:
+            for b in worse:
                 if a == b:
                     continue
                 paper = _paper_evidence(c, rows, a, b, book)
@@ -199,23 +298,52 @@ def judge_claims(rows: pd.DataFrame, book: Book, rq: str | None = None) -> pd.Da
                         continue
                     out.append(dict(rq=c.rq, claim=c.text, ours=f"{info.name[a]} vs {info.name[b]}", paper=paper,
                                     **_judge_one(rows, a, b, protocol, book)))
+    return out
+
+
+def _finish(out: list[dict]) -> pd.DataFrame:
+    """Holm's adjustment over every tested row, then the verdicts (a row "not run" keeps its verdict)."""
     frame = pd.DataFrame(out, columns=COLUMNS + ["p_other"])
     if frame.empty:
         return frame.drop(columns="p_other")
     frame["p_holm"] = stats.holm(frame.p.to_numpy(dtype=float))
     p_other = stats.holm(frame.p_other.to_numpy(dtype=float))
-    frame["verdict"] = [stats.decide(p, (lo, hi), ALPHA, po) for p, lo, hi, po in
-                        zip(frame.p_holm, frame.ci_low, frame.ci_high, p_other)]
-    frame["protocol"] = frame.protocol.map(protocol_kind)
+    frame["verdict"] = [v if v == NOT_RUN else stats.decide(p, (lo, hi), ALPHA, po) for v, p, lo, hi, po in
+                        zip(frame.verdict, frame.p_holm, frame.ci_low, frame.ci_high, p_other)]
+    frame["protocol"] = frame.protocol.map(lambda p: protocol_kind(p) if p else "")
     return frame.drop(columns="p_other")
+
+
+def judge_claims(rows: pd.DataFrame, book: Book, rq: str | None = None, claims=CLAIMS) -> pd.DataFrame:
+    """A verdict for every claim of `claims` (Claim or OrderClaim; default the paper's) whose two sides
+    are in `rows` (optionally of one RQ), one row a (claim, pair of models, protocol); a side naming
+    several models (a ladder of SASRec trainings) gives one row each. A claim a side of which is
+    missing while `rows.attrs["missing"]` lists runs this machine lacks gets one row "not run" (for
+    the claims of the paper's studies only when `claims` is not the default). Holm's adjustment runs
+    over all tested rows of this call."""
+    missing = rows.attrs.get("missing") or []
+    rows = normalized(rows) if "group" not in rows.columns else rows
+    chosen = [c for c in claims if not rq or c.rq == rq]
+    return _finish(_raw(rows, book, chosen, [] if claims is CLAIMS else missing))
+
+
+def all_claims(book: Book) -> tuple:
+    """The paper's claims, the ladder's and the depth controls', each once."""
+    out = []
+    for c in (*CLAIMS, *LADDER_CLAIMS, *control_claims(book)):
+        if c not in out:
+            out.append(c)
+    return tuple(out)
 
 
 def side_by_side(claims: pd.DataFrame) -> pd.DataFrame:
     """One line a (claim, pair of models): effect [95% CI], Holm-adjusted p and verdict per protocol."""
     if claims.empty:
         return claims
-    acc = claims[claims.protocol != ""].copy()
-    acc["effect"] = [f"{e:+.1f}%" + ("" if lo != lo else f" [{lo:+.1f}, {hi:+.1f}]")
+    acc = claims[(claims.protocol != "") | (claims.verdict == NOT_RUN)].copy()
+    tested = [p for p in acc.protocol if p]
+    acc.loc[acc.verdict == NOT_RUN, "protocol"] = tested[0] if tested else "sampled"  # shown once, in the first
+    acc["effect"] = ["" if e != e else f"{e:+.1f}%" + ("" if lo != lo else f" [{lo:+.1f}, {hi:+.1f}]")
                      for e, lo, hi in zip(acc.effect_pct, acc.ci_low, acc.ci_high)]
     acc["adj. p"] = acc.p_holm.map(lambda p: "" if p != p else f"{p:.3g}")
     keys = ["rq", "claim", "ours", "paper"]
@@ -322,10 +450,14 @@ def judge_efficiency(rows: pd.DataFrame, book: Book, timing: pd.DataFrame | None
 
 
 def judge_all(rows: pd.DataFrame, book: Book, timing: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Every accuracy claim (under each protocol) and every efficiency claim the rows can judge."""
-    acc = judge_claims(rows, book)
+    """Every accuracy claim (the paper's, the ladder's and the controls', under each protocol), every
+    efficiency claim the rows can judge, and the descriptive layer-redundancy line of the controls."""
+    from .ladder import layer_claims
+
+    acc = judge_claims(rows, book, claims=all_claims(book))
     eff = judge_efficiency(rows, book, timing).assign(protocol="")
-    return pd.concat([acc, eff], ignore_index=True) if len(acc) else eff
+    parts = [f for f in (acc, eff, layer_claims(rows, book)) if len(f)]
+    return pd.concat(parts, ignore_index=True) if parts else eff
 
 
 def findings(claims: pd.DataFrame) -> str:
@@ -337,6 +469,9 @@ def findings(claims: pd.DataFrame) -> str:
         protocol = getattr(r, "protocol", "")  # efficiency claims have none
         protocol = protocol if isinstance(protocol, str) else ""
         where = f" under {protocol}" if protocol else ""
+        if r.verdict == NOT_RUN:
+            lines.append(f"- [{r.rq}] {r.claim}: NOT RUN ({r.detail})")
+            continue
         if protocol:
             ci = "" if r.ci_low != r.ci_low else f" [{r.ci_low:+.1f}, {r.ci_high:+.1f}]"
             p = "" if r.p_holm != r.p_holm else f", Holm-adjusted p {r.p_holm:.3g}"
@@ -347,6 +482,7 @@ def findings(claims: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["HOLDS", "FAILS", "INCONCLUSIVE", "NOT_MEASURED", "CLAIMS", "EFFICIENCY_CLAIMS", "Claim",
+__all__ = ["HOLDS", "FAILS", "INCONCLUSIVE", "NOT_MEASURED", "NOT_RUN", "CLAIMS", "LADDER_CLAIMS", "OrderClaim",
+           "control_claims", "control_sides", "all_claims", "EFFICIENCY_CLAIMS", "Claim",
            "EfficiencyClaim", "judge_claims", "judge_efficiency", "judge_all", "side_by_side", "protocol_agreement",
            "findings", "seed_scores", "efficiency_measures", "EFFICIENCY_TOLERANCE"]

@@ -169,3 +169,107 @@ def report(comparison: pd.DataFrame, book: Book, rows: pd.DataFrame | None = Non
     extra = dict(seeds=seeds_text(normalized(rows)), users=users_text(normalized(rows))) if rows is not None else {}
     ax.set_title(book.caption("Ours against the paper, row by row (test, sampled protocol)", **extra), fontsize=9)
     return fig
+
+
+def baselines(rows: pd.DataFrame, book: Book, published: dict | None = None):
+    """The ladder: test NDCG@10 (percent) of every SASRec rung and every LLM row, one panel a protocol,
+    mean bars with std whiskers over seeds; the published number of the BCE setting as a line where
+    the book holds one (full ranking)."""
+    from .ladder import ladder_models
+    from .runs import protocols
+
+    rows = normalized(rows) if "group" not in rows.columns else rows
+    models = ladder_models(rows, book)
+    shown = protocols(rows)
+    fig, axes = plt.subplots(1, len(shown), figsize=(6.5 * len(shown), 4.6), layout="constrained", squeeze=False)
+    order = list(models.model)
+    colour = {m: ("C0" if p == "SASRec rung" else "C1" if r == "main" else "C2")
+              for m, p, r in zip(models.model, models.part, models.rung)}
+    for ax, p in zip(axes[0], shown):
+        r = rows[(rows.stage == "test") & (rows.protocol == p) & (rows.metric == "NDCG@10")
+                 & rows.group.isin(models.group)]
+        r = r.assign(value=100 * r.value, model=r.group.map(dict(zip(models.group, models.model))))
+        sns.barplot(data=r, y="model", x="value", order=order, palette=colour, hue="model", legend=False,
+                    errorbar="sd", ax=ax)
+        seeds = r.groupby("model").seed.nunique()
+        for y, m in enumerate(order):
+            mean = r[r.model == m].value.mean()
+            if mean == mean:
+                ax.text(mean, y, f" {mean:.2f} ({seeds.get(m, 0)} seed{'s' if seeds.get(m, 0) != 1 else ''})",
+                        va="center", fontsize=8)
+        if published and p == "full" and "NDCG@10" in published:
+            ax.axvline(100 * published["NDCG@10"], ls="--", color="black", lw=0.9,
+                       label=f"published BCE SASRec ({100 * published['NDCG@10']:.2f})")
+            ax.legend(fontsize=8, loc="lower right")
+        ax.set(xlabel=f"NDCG@10 (%, test, {protocol_kind(p)})", ylabel="", xlim=(0, 1.3 * float(r.value.max())))
+        ax.tick_params(axis="y", labelsize=8)
+    fig.suptitle(book.caption("The SASRec ladder and the LLM rows (blue: SASRec rungs; orange: LLM on the CE table; "
+                              "green: LLM on the BCE table); whiskers: std over seeds",
+                              seeds_text(rows), users_text(rows)), fontsize=10)
+    return fig
+
+
+def depth_controls(table: pd.DataFrame, book: Book, rows: pd.DataFrame | None = None):
+    """The controls from `ladder.control_table` (percent, NDCG@10): (a) pretrained vs random weights by
+    depth; (b) the order drop from plain to shuffled histories; (c) the item table frozen vs trainable
+    and one row a user vs every prefix. One seed, so no whiskers; the sampled protocol."""
+    from .runs import protocols
+
+    t = table.reset_index()
+    kind = protocol_kind(protocols(rows)[0]) if rows is not None else "sampled 1+999"
+    col, drop = f"{kind} NDCG@10", f"{kind} order drop %"
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4), layout="constrained")
+    ax = axes[0]
+    for setting, style in (("pretrained", "o-"), ("random", "s--")):
+        part = t[t.setting == setting].sort_values("layers")
+        ax.plot(part.layers, part[col], style, label=f"{setting} weights")
+    sas = t[t.setting == "SASRec"]
+    if len(sas):
+        ax.axhline(float(sas[col].iloc[0]), color="C3", ls=":", label="SASRec (same controls)")
+    ax.set(xlabel="decoder layers kept (k)", ylabel=f"NDCG@10 (%, test, {kind})", title="(a) pretrained or not")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    if drop in t.columns:
+        part = t[t.setting.isin(["SASRec", "pretrained", "random"])]
+        ax.barh(part.model, part[drop], color=["C3" if s == "SASRec" else "C0" if s == "pretrained" else "C1"
+                                                for s in part.setting])
+        for y, v in enumerate(part[drop]):
+            ax.text(v, y, f" {v:.1f}%", va="center", fontsize=8)
+        ax.invert_yaxis()
+    ax.set(xlabel=f"drop of NDCG@10 on shuffled histories (%, {kind})", ylabel="", title="(b) order use")
+    ax.tick_params(axis="y", labelsize=8)
+    ax = axes[2]
+    part = t[t.setting.isin(["pretrained", "trainable", "prefixes"])
+             & t.layers.isin(t[t.setting.isin(["trainable", "prefixes"])].layers)]
+    ax.barh(part.model, part[col], color=["C0" if s == "pretrained" else "C2" for s in part.setting])
+    for y, v in enumerate(part[col]):
+        ax.text(v, y, f" {v:.2f}", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlabel=f"NDCG@10 (%, test, {kind})", ylabel="", title="(c) item table and training rows",
+           xlim=(0, 1.25 * float(part[col].max())) if len(part) else None)
+    ax.tick_params(axis="y", labelsize=8)
+    extra = dict(seeds=seeds_text(normalized(rows)), users=users_text(normalized(rows))) if rows is not None else {}
+    fig.suptitle(book.caption("Depth controls (fp32 scores, one retrained item table; compare within this figure)",
+                              **extra), fontsize=10)
+    return fig
+
+
+def layer_distances(frame: pd.DataFrame, book: Book):
+    """Heat maps of the angular distance between the last-token states of layer l and l + n (Gromov
+    et al. 2024), one panel a model (pretrained, random weights), on one colour scale."""
+    from .ladder import distance_matrix
+
+    models = list(dict.fromkeys(frame.model))
+    fig, axes = plt.subplots(1, max(1, len(models)), figsize=(6.5 * max(1, len(models)), 4.8), layout="constrained",
+                             squeeze=False)
+    vmax = float(frame.angular_distance.max()) if len(frame) else 1.0
+    for ax, m in zip(axes[0], models):
+        mat = distance_matrix(frame[frame.model == m])
+        sns.heatmap(mat, ax=ax, vmin=0, vmax=vmax, cmap="viridis", cbar_kws=dict(label="angular distance"))
+        ax.set(xlabel="first layer l (0: the embeddings)", ylabel="shift n (layers skipped)", title=m)
+        ax.invert_yaxis()
+    users = int(frame.users.iloc[0]) if len(frame) else 0
+    fig.suptitle(book.caption("Angular distance arccos(cos)/pi between layer l and l + n, last token (Gromov et al. "
+                              "2024); low: the n layers barely change the state", users=f"{users} test users"),
+                 fontsize=10)
+    return fig

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..util import atomic_write_text
-from .claims import ALPHA, FAILS, HOLDS, INCONCLUSIVE, N_BOOT, NO_RANKS, NOT_MEASURED, PAIRED_METRIC, side_by_side
+from .claims import ALPHA, FAILS, HOLDS, INCONCLUSIVE, N_BOOT, NO_RANKS, NOT_MEASURED, NOT_RUN, PAIRED_METRIC, side_by_side
 from .context import Book
 from .tables import formatted, markdown_table
 
@@ -24,6 +24,9 @@ TESTS_TEXT = (
     "p-values of all claims and protocols of this report are Holm-adjusted together. Verdict: holds if the "
     f"adjusted p < {ALPHA}; does not hold if the interval lies below 0 or the adjusted p of the opposite "
     "direction is below it; otherwise inconclusive (always with one seed a side and no stored ranks). "
+    "The order control (\"plain vs shuffled\") sets one run's scores on the plain test histories against the "
+    "same run's on the same histories with their items in a seeded random order (same users and candidates), "
+    f"by the same tests. A claim of the ladder or the controls whose runs this machine lacks is \"{NOT_RUN}\". "
     "Efficiency claims: our ratio against the paper's, scaled to our depths, within a stated tolerance."
 )
 
@@ -52,11 +55,14 @@ def write_report(book: Book, comparison: pd.DataFrame, claims: pd.DataFrame, mis
     csv_path, md_path = book.results_path(f"{stem}.csv"), book.results_path(f"{stem}.md")
     atomic_write_text(claims.assign(profile=book.name, dataset=book.dataset).to_csv(index=False), csv_path)
     counts = claims.verdict.value_counts()
-    tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in (HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED)
-                      if v != NOT_MEASURED or counts.get(v))
+    tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in (HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED, NOT_RUN)
+                      if v not in (NOT_MEASURED, NOT_RUN) or counts.get(v))
     runs_from = f"Runs made at git {_git_shas(rows, book)}." if rows is not None and len(rows) else ""
-    acc = claims[claims.protocol.fillna("") != ""] if "protocol" in claims.columns else claims.iloc[:0]
-    eff = claims[claims.protocol.fillna("") == ""] if "protocol" in claims.columns else claims
+    if "protocol" in claims.columns:
+        accuracy = (claims.protocol.fillna("") != "") | (claims.verdict == NOT_RUN)
+        acc, eff = claims[accuracy], claims[~accuracy]
+    else:
+        acc, eff = claims.iloc[:0], claims
     md = [f"## Results of the `{book.name}` profile ({book.dataset}, backbone {book.backbone})", "",
           f"{book.profile.description}. {runs_from} Written by notebooks/07_report.", "",
           f"Verdicts (one a claim and protocol): {tally}.", "",
@@ -64,12 +70,17 @@ def write_report(book: Book, comparison: pd.DataFrame, claims: pd.DataFrame, mis
     if len(acc):
         md += ["Effects: our relative change of A over B in percent, [95% interval]; adj. p: Holm-adjusted "
                "one-sided p.", "", markdown_table(side_by_side(acc)), ""]
-        notes = acc[["ours", "protocol", "ndcg10", "paired", "detail"]].rename(
+        notes = acc[acc.verdict != NOT_RUN][["ours", "protocol", "ndcg10", "paired", "detail"]].rename(
             columns={"ndcg10": f"{PAIRED_METRIC} relative change (Fieller 95%)", "paired": "user-level test",
                      "detail": "Welch test"})
         md += ["Details of each test:", "", markdown_table(notes), ""]
-    if len(eff):
-        md += ["### Efficiency (RQ2)", "", markdown_table(eff[["rq", "claim", "ours", "paper", "verdict", "detail"]]), ""]
+    rq2 = eff[eff.rq == "RQ2"] if "rq" in eff.columns else eff
+    if len(rq2):
+        md += ["### Efficiency (RQ2)", "", markdown_table(rq2[["rq", "claim", "ours", "paper", "verdict", "detail"]]), ""]
+    described = eff[eff.rq != "RQ2"] if "rq" in eff.columns else eff.iloc[:0]
+    if len(described):
+        md += ["### Descriptive controls", "", "Lines without a test (the runs saved means only).", "",
+               markdown_table(described[["rq", "claim", "ours", "paper", "verdict", "test", "detail"]]), ""]
     if agreement is not None and len(agreement):
         md += ["### Protocol agreement", "",
                "Kendall's tau-b between the models' orderings under the sampled protocol and full ranking "

@@ -11,7 +11,7 @@ tables and claims find "the 4-layer student of the 8-layer teacher with D_norm o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -23,9 +23,35 @@ from .paper import _flag, main_item_run
 
 # the columns that make one model (every seed of one setting); teacher_run differs by seed
 GROUP_COLUMNS = ("dataset", "kind", "role", "layers", "teacher_layers", "backbone", "targets", "loss", "negatives",
-                 "w_cos", "w_norm", "w_ms", "norm_squared", "blocks", "mode", "train_item_table", "item_run")
+                 "w_cos", "w_norm", "w_ms", "norm_squared", "blocks", "mode", "train_item_table", "item_run", "control")
+# book columns a result row gets from the config that asked for it (rows made by hand may lack them: False)
+BOOK_COLUMNS = ("control",)
 TEXT_COLUMNS = ("role", "backbone", "targets", "loss", "negatives", "mode", "item_run", "teacher_run", "label")
 STUDY_NAMES = ("layer_scan", "main_table", "ablation", "online_kd", "block_count")
+EXTRA_STUDIES = ("baselines", "depth_controls")  # notebooks 08 and 09
+RUNG_NAMES = {"ce": "cross-entropy, every position a target (ours)",
+              "bce": "BCE, one sampled negative a position (Kang & McAuley)",
+              "authors": "the authors' script: cross-entropy on the last target"}
+
+
+def is_control(cfg) -> bool:
+    """A run of the depth controls: scored also on shuffled histories (and, for the LLMs, in fp32). It
+    is a model of its own: its scores are not those of the run of the same setting in the other studies."""
+    return any(getattr(p, "shuffle", False) for p in cfg.protocols) or bool(getattr(cfg.model.params, "score_fp32",
+                                                                                     False))
+
+
+def book_columns(cfg) -> dict:
+    """The book's columns of a config beside `config.columns`."""
+    return dict(control=is_control(cfg))
+
+
+def rung_of(columns) -> str:
+    """The ladder rung of a SASRec from its tidy columns: "bce" (BCE loss), "authors" (last target
+    only, cross-entropy) or "ce" (cross-entropy, every position a target)."""
+    if str(columns["loss"]) == "bce":
+        return "bce"
+    return "authors" if str(columns["targets"]) == "last" else "ce"
 
 
 # ------------------------------------------------------------------------------------------ runs
@@ -47,7 +73,7 @@ def rows_of(cfgs: list, book: Book) -> pd.DataFrame:
     for cfg in unique:
         part = got[got.config_hash == cfg.hash].drop_duplicates(["protocol", "stage", "metric"]) if len(got) else got
         if len(part):
-            frames.append(part.assign(**config.columns(cfg), model=cfg.label))
+            frames.append(part.assign(**config.columns(cfg), **book_columns(cfg), model=cfg.label))
     out = normalized(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
     out.attrs["missing"] = missing
     return out
@@ -72,6 +98,8 @@ def load_ranks(cfg, book: Book):
 def normalized(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows read from CSV with text columns as strings ("" for none) and a `group` key column."""
     rows = rows.copy()
+    for col in BOOK_COLUMNS:
+        rows[col] = rows[col].map(_flag).astype(bool) if col in rows.columns else False
     for col in TEXT_COLUMNS:
         if col in rows.columns:
             rows[col] = rows[col].fillna("").astype(str)
@@ -122,8 +150,11 @@ ON, OFF = "on", "off"  # a loss weight above 0, or 0
 @dataclass(frozen=True)
 class Side:
     """A model named by its columns. Depths are roles ("depth", "mid", "small") or numbers; a weight
-    is ON, OFF or None (either). LLM sides also require the profile's own backbone and training rows,
-    no trainable item table, and for students the book's other distillation defaults."""
+    is ON, OFF or None (either). LLM sides also require, unless told otherwise, the profile's own
+    backbone (`backbone="random"`: its random-weight twin), training rows (`targets`), the frozen item
+    table of the profile (`item_table`: "main", or a ladder rung whose 128-wide table it reads), and
+    for students the book's other distillation defaults. `control`: a run of the depth controls (fp32
+    scores, also scored on shuffled histories) or not. `rung`: a SASRec of one ladder rung (None: any)."""
 
     kind: str
     layers: str | int | None = None
@@ -133,11 +164,19 @@ class Side:
     mode: str | None = None  # "offline" | "online" | None (either)
     blocks: int | None = None
     role: str = ""  # "" for the models of the studies, "item table" for the table of the LLM runs
+    backbone: str | None = None  # None: the profile's; "random": its random-weight twin
+    targets: str | None = None  # LLM training rows; None: the profile's
+    train_item_table: bool = False
+    item_table: str = "main"  # "main" or a rung of the ladder (studies.RUNGS)
+    control: bool = False
+    rung: str | None = None  # SASRec only
 
     def mask(self, table: pd.DataFrame, book: Book) -> pd.Series:
         """Which rows of a frame with the tidy columns (rows or `groups`) this side names."""
         t = table
         ok = (t.kind == self.kind) & (t.role.fillna("") == self.role)
+        control = t["control"].map(_flag).astype(bool) if "control" in t.columns else pd.Series(False, t.index)
+        ok &= control == self.control
         for col in ("layers", "teacher_layers"):
             want = book.depth(getattr(self, col))
             if want is not None:
@@ -150,11 +189,15 @@ class Side:
             ok &= t["mode"] == self.mode
         if self.blocks is not None:
             ok &= t["blocks"] == self.blocks
+        if self.kind == "sasrec" and self.rung is not None:
+            ok &= pd.Series([rung_of(r) == self.rung for _, r in t.iterrows()], index=t.index, dtype=bool)
         if self.kind in config.LLM_KINDS:
-            ok &= (t.backbone == book.backbone) & ~t.train_item_table.map(_flag).astype(bool)
+            backbone = studies.random_backbone(book.backbone) if self.backbone == "random" else \
+                (self.backbone or book.backbone)
+            ok &= (t.backbone == backbone) & (t.train_item_table.map(_flag).astype(bool) == self.train_item_table)
             if self.kind != "p5":
-                main = {d: main_item_run(book, d) for d in set(t.dataset)}
-                ok &= (t.targets == book.profile.llm_targets) & (t.item_run == t.dataset.map(main))
+                tables = {d: item_table_run(book, d, self.item_table) for d in set(t.dataset)}
+                ok &= (t.targets == (self.targets or book.profile.llm_targets)) & (t.item_run == t.dataset.map(tables))
         if self.kind == "slmrec":
             d = DistillConfig()
             ok &= (t.w_cos == d.w_cos) & (t.norm_squared.map(_flag) == d.norm_squared)
@@ -164,6 +207,18 @@ class Side:
         """The groups of `rows` this side names (a SASRec side may name several: a ladder of baselines)."""
         g = groups(rows)
         return list(g.index[self.mask(g, book)])
+
+
+def item_table_run(book: Book, dataset: str, table: str = "main") -> str:
+    """The hash of the item-table run an LLM reads: "main" (the profile's) or a ladder rung's 128-wide
+    SASRec (`studies.baselines` reads the BCE rung's)."""
+    if table == "main":
+        return main_item_run(book, dataset)
+    if table not in studies.RUNGS:
+        raise BookError(f"unknown item table {table!r}: use 'main' or a rung of {studies.RUNGS}")
+    prof = book.profile
+    cfg = studies.sasrec_rung(prof, dataset, table, prof.seeds[0], width=prof.item_table_params.hidden)
+    return replace(cfg, role="item table").hash
 
 
 def one(side: Side, rows: pd.DataFrame, book: Book, what: str = "") -> str | None:
@@ -176,10 +231,27 @@ def one(side: Side, rows: pd.DataFrame, book: Book, what: str = "") -> str | Non
 
 
 # ------------------------------------------------------------------------------------------ protocols
-def protocols(rows: pd.DataFrame) -> list[str]:
-    """The protocols of the rows, the sampled one (the paper's) first, then full ranking."""
+def is_shuffled(name: str) -> bool:
+    """A protocol scored on shuffled histories (the order control), e.g. "sampled-999-seed0-shuffled"."""
+    return "shuffled" in str(name).split("-")
+
+
+def protocols(rows: pd.DataFrame, shuffled: bool = False) -> list[str]:
+    """The protocols of the rows, the sampled one (the paper's) first, then full ranking; the ones on
+    shuffled histories (the depth controls' order test) only if `shuffled`, each after its plain one."""
     present = sorted(rows.protocol.unique(), key=lambda p: (not str(p).startswith("sampled"), str(p)))
-    return [p for p in present if str(p).startswith(("sampled", "full"))]
+    return [p for p in present if str(p).startswith(("sampled", "full")) and (shuffled or not is_shuffled(p))]
+
+
+def plain_of(name: str) -> str:
+    """"sampled-999-seed0-shuffled" -> "sampled-999-seed0", "full-shuffled" -> "full"."""
+    return "-".join(p for p in str(name).split("-") if p != "shuffled")
+
+
+def shuffled_of(name: str, rows: pd.DataFrame) -> str | None:
+    """The shuffled twin of a plain protocol among the rows' protocols, or None."""
+    twins = [p for p in rows.protocol.unique() if is_shuffled(p) and plain_of(p) == name]
+    return twins[0] if twins else None
 
 
 def sampled_protocol(rows: pd.DataFrame) -> str:
@@ -193,8 +265,9 @@ def sampled_protocol(rows: pd.DataFrame) -> str:
 def protocol_kind(name: str) -> str:
     """"sampled-999-seed0" -> "sampled 1+999", "full" -> "full ranking"."""
     parts = str(name).split("-")
-    return f"sampled 1+{parts[1]}" if parts[0] == "sampled" and len(parts) > 1 else "full ranking" \
+    kind = f"sampled 1+{parts[1]}" if parts[0] == "sampled" and len(parts) > 1 else "full ranking" \
         if parts[0] == "full" else str(name)
+    return kind + ", shuffled histories" if is_shuffled(name) else kind
 
 
 def select(rows: pd.DataFrame, metrics, stage: str = "test", protocol: str | None = None) -> pd.DataFrame:
