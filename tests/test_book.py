@@ -378,3 +378,156 @@ def test_timed_warms_up_each_then_interleaves_repeats():
     assert seen == ["a", "b", "a", "b", "a", "b"] and [len(v) for v in out.values()] == [2, 2]
 
 
+
+
+# ------------------------------------------------------------------------------------------ ladder and controls
+SHUFFLED = f"{SAMPLED}-shuffled"
+
+
+def _cfg_rows(cfgs: dict, values: dict, protocols=(SAMPLED,), metrics=METRICS, users=100) -> pd.DataFrame:
+    """Like `_rows` for any configs: name -> RunConfig (one seed) or list of them (a seed each), and
+    name -> {protocol: value} or a value (every protocol alike). The book's columns come from the config."""
+    out = []
+    for name, cfg_list in cfgs.items():
+        for cfg in cfg_list if isinstance(cfg_list, list) else [cfg_list]:
+            base = dict(config.columns(cfg), **book.runs.book_columns(cfg), config_hash=cfg.hash, model=cfg.label,
+                        seed=cfg.seed, dataset=DS, n_users=users, git_sha="abc1234", stage="test")
+            v = values[name]
+            for protocol in protocols:
+                value = v[protocol] if isinstance(v, dict) else v
+                value = value[cfg.seed] if isinstance(value, (list, tuple)) else value
+                out += [dict(base, protocol=protocol, metric=m, value=value) for m in metrics]
+    return book.normalized(pd.DataFrame(out))
+
+
+def _ladder_cfgs():
+    rung = {r: [studies.sasrec_rung(P, DS, r, s) for s in (0, 1, 2)] for r in studies.RUNGS}
+    return dict(ce=rung["ce"], bce=rung["bce"], authors=rung["authors"],
+                deep=[studies.e4srec(P, DS, P.depth, s) for s in (0, 1, 2)])
+
+
+def test_ladder_margin_and_claim_per_rung():
+    values = dict(ce=[0.200, 0.202, 0.198], bce=[0.100, 0.101, 0.099], authors=[0.050, 0.051, 0.049],
+                  deep=[0.150, 0.151, 0.149])
+    rows = _cfg_rows(_ladder_cfgs(), values)
+    b = book.Book(P, DS)
+    models = book.ladder.ladder_models(rows, b)
+    assert list(models[models.part == "SASRec rung"].rung) == ["ce", "bce", "authors"]  # from the columns
+    margins = book.ladder.ladder_margins(rows, b).set_index("rung").ndcg10_margin_pct
+    assert margins["ce"] == pytest.approx(-25.0) and margins["bce"] == pytest.approx(50.0)
+    assert margins["authors"] == pytest.approx(200.0)
+    claims = book.judge_claims(rows, b, claims=book.LADDER_CLAIMS)
+    llm = claims[claims.claim == book.claims.LLM_BEATS_SASREC.text].set_index("ours")
+    assert len(llm) == 3  # one verdict a rung
+    assert llm.verdict[llm.index.str.endswith("vs SASRec")].iloc[0] == book.FAILS
+    holds = llm[~llm.index.str.endswith("vs SASRec")]
+    assert set(holds.verdict) == {book.HOLDS} and holds.effect_pct.min() > 40
+    # the rungs the paper's table has no row for are set against the paper's one SASRec, and say so
+    assert all("the paper's one SASRec" in p for p in holds.paper)
+    assert "the paper's one SASRec" not in llm.paper[llm.index.str.endswith("vs SASRec")].iloc[0]
+    # the paper's own claims (CLAIMS) do not report missing ladder sides as "not run"
+    rows.attrs["missing"] = [dict(label="x", dataset=DS, seed=0, hash="0")]
+    assert book.NOT_RUN not in set(book.judge_claims(rows, b).verdict)
+    assert book.NOT_RUN in set(book.judge_claims(rows, b, claims=book.LADDER_CLAIMS).verdict)  # the BCE table runs
+
+
+def test_bce_calibration_against_the_published_number():
+    published = book.ladder.PUBLISHED_BCE["beauty"]["NDCG@10"]
+    beauty = book.Book(P, "beauty")
+    for factor, within in ((1.05, True), (0.8, False)):
+        rows = _cfg_rows(_ladder_cfgs(), dict(ce=0.2, bce=published * factor, authors=0.1, deep=0.15),
+                         protocols=(SAMPLED, "full"))
+        hr = (rows.kind == "sasrec") & (rows.loss == "bce") & (rows.metric == "HR@10")
+        rows.loc[hr, "value"] = book.ladder.PUBLISHED_BCE["beauty"]["HR@10"] * factor  # every published metric
+        calib = book.ladder.calibration(rows, beauty).set_index("metric")
+        assert calib.ratio["NDCG@10"] == pytest.approx(factor) and bool(calib.within["NDCG@10"]) is within
+        assert ("not within 10%" in book.ladder.calibration_text(calib.reset_index(), beauty)) is not within
+    assert book.ladder.calibration(rows, book.Book(P, DS)).empty  # no published number for synthetic data
+
+
+def _control_cfgs() -> dict:
+    """name -> the smoke profile's control config (picked by its settings)."""
+    out = {}
+    for c in studies.depth_controls(P, DS):
+        m = c.model
+        if m.kind == "sasrec":
+            out["sasrec"] = c
+        elif m.backbone != P.backbone:
+            out["random"] = c
+        elif m.params.train_item_table:
+            out["trainable"] = c
+        elif m.targets == "prefixes":
+            out["prefixes"] = c
+        else:
+            out["pretrained"] = c
+    return out
+
+
+def test_control_runs_are_models_of_their_own():
+    cfgs = dict(_control_cfgs(), main=studies.e4srec(P, DS, P.small, 0))
+    rows = _cfg_rows(cfgs, {k: 0.1 for k in cfgs}, protocols=(SAMPLED, SHUFFLED))
+    assert rows[rows.config_hash == cfgs["main"].hash].group.iloc[0] != \
+        rows[rows.config_hash == cfgs["pretrained"].hash].group.iloc[0]
+    assert book.E4_SMALL.find(rows, B) == [rows[rows.config_hash == cfgs["main"].hash].group.iloc[0]]
+    sides = book.control_sides(B)
+    for name, key in (("pretrained 4", "pretrained"), ("random 4", "random"), ("trainable 4", "trainable"),
+                      ("prefixes 4", "prefixes"), ("SASRec", "sasrec")):
+        assert sides[name].find(rows, B) == [rows[rows.config_hash == cfgs[key].hash].group.iloc[0]]
+    # the shuffled protocol is the order control's, never a protocol of the paper's claims
+    assert book.protocols(rows) == [SAMPLED] and book.runs.shuffled_of(SAMPLED, rows) == SHUFFLED
+    assert book.runs.protocol_kind(SHUFFLED) == "sampled 1+50, shuffled histories"
+
+
+def test_control_claims_with_stored_ranks_and_missing_runs(tmp_path):
+    from slmrec_lib import paths
+
+    if not (paths.results_dir("smoke") / "runs").is_relative_to(tmp_path):
+        pytest.skip("the results folder is not the test's")
+    cfgs = _control_cfgs()
+    rows = _cfg_rows(cfgs, {k: 0.1 for k in cfgs}, protocols=(SAMPLED, SHUFFLED))
+    rng = np.random.default_rng(0)
+    high = dict(pretrained=3, random=3, trainable=40, prefixes=3, sasrec=3)  # ranks below `high`: trainable far worse
+    for name, cfg in cfgs.items():
+        folder = paths.results_dir("smoke") / "runs" / cfg.hash
+        folder.mkdir(parents=True, exist_ok=True)
+        plain = rng.integers(0, high[name], size=300)
+        shuffled = plain if name == "random" else plain + 20  # the random stack ignores order
+        np.savez(folder / "ranks.npz", **{f"{SAMPLED}__test": plain, f"{SHUFFLED}__test": shuffled})
+    claims = book.judge_claims(rows, B, claims=book.control_claims(B))
+    by = claims.set_index("ours").verdict
+    assert set(claims.test) == {"paired bootstrap over seeds x users (NDCG@10)"}
+    assert by["E4SRec_4 +trainable-table vs E4SRec_4"] == book.FAILS
+    order = claims[claims.rq == "control: order"].set_index("ours")
+    assert order.verdict["SASRec: plain vs shuffled"] == book.HOLDS
+    assert order.verdict[order.index.str.contains("random")].iloc[0] == book.INCONCLUSIVE  # same ranks: no effect
+    assert order.effect_pct[order.index.str.contains("random")].iloc[0] == pytest.approx(0.0)
+    assert list(claims.p_holm) == pytest.approx(list(stats.holm(claims.p.to_numpy())), nan_ok=True)
+    table = book.ladder.control_table(rows, B)
+    assert table.loc["SASRec", "sampled 1+50 order drop %"] == pytest.approx(0.0)  # the rows' values are equal
+    # a control whose run is missing on this machine is "not run", not silently dropped
+    part = rows[rows.config_hash != cfgs["random"].hash].copy()
+    part.attrs["missing"] = [dict(label=cfgs["random"].label, dataset=DS, seed=0, hash=cfgs["random"].hash)]
+    again = book.judge_claims(part, B, claims=book.control_claims(B))
+    gone = again[again.verdict == book.NOT_RUN]
+    assert set(gone.rq) == {"control: pretraining", "control: order"}
+    assert "NOT RUN" in book.findings(again) and "not run" in book.side_by_side(again).to_string()
+
+
+def test_layer_distance_heat_map_data_from_a_hand_made_csv(tmp_path):
+    path = tmp_path / "layer_angular_distance.csv"
+    n_layers = 4
+    frame = pd.DataFrame([dict(layer=l, shift=n, angular_distance=0.1 * n + 0.01 * l, users=7, normed=l + n == n_layers)
+                          for n in range(1, n_layers + 1) for l in range(n_layers + 1 - n)])
+    frame.to_csv(path, index=False)
+    read = book.ladder.read_layer_distances(path).assign(model="E4SRec_4", setting="pretrained")
+    mat = book.ladder.distance_matrix(read)
+    assert mat.shape == (4, 4) and mat.loc[2, 1] == pytest.approx(0.21) and math.isnan(mat.loc[4, 1])
+    red = book.ladder.redundancy(read, 2).iloc[0]
+    assert (red.first_layer, red.min_distance, red.max_distance, red.users) == (0, pytest.approx(0.2),
+                                                                                 pytest.approx(0.22), 7)
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame(dict(layer=[0], distance=[0.1])).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match="lack .*angular_distance"):
+        book.ladder.read_layer_distances(bad)
+    fig = book.figures.layer_distances(read, B)
+    assert "7 test users" in fig._suptitle.get_text()
