@@ -36,7 +36,7 @@ b = book.start(profile, dataset, names=set(globals()) - _before)
 book.figures.setup()
 
 # %%
-rows = book.run_studies(b, with_p5=with_p5)
+rows = book.run_studies(b, book.STUDY_NAMES + book.EXTRA_STUDIES, with_p5=with_p5)  # + 08's ladder, 09's controls
 timed = book.timing_rows(b)  # the benchmark of 03_efficiency (empty if it was not run)
 
 # %% [markdown]
@@ -56,7 +56,10 @@ book.figures.save(fig, b.figure_path("report"))
 # Accuracy claims, each under every protocol of the profile side by side: the test is named in each
 # row (Welch's t on per-seed scores, or the paired bootstrap over seeds and users where the runs kept
 # their per-user ranks), with a 95% interval of the relative difference and the p-value Holm-adjusted
-# over all the claims of the report (`book.claims` says how a verdict follows). Efficiency claims:
+# over all the claims of the report (`book.claims` says how a verdict follows). The paper's claim "the
+# LLM recommender beats SASRec" is judged against every rung of 08's SASRec ladder, and 09's depth
+# controls each add their claims (the order control: one run on plain against shuffled histories; the
+# layer-redundancy line is descriptive); a claim whose runs this machine lacks is "not run". Efficiency claims:
 # against the paper's figure scaled to our depths, within `book.EFFICIENCY_TOLERANCE` (the timing
 # benchmark of 03 where saved, else the runs' own clocks). Then Kendall's tau between the models'
 # orderings under the two protocols.
