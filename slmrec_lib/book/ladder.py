@@ -345,4 +345,25 @@ __all__ = ["ladder_configs", "ladder_rows", "control_rows", "ladder_models", "la
            "calibration", "calibration_text", "ladder_findings", "control_models", "control_table",
            "layer_distances", "read_layer_distances", "distance_matrix", "redundancy", "layer_claims",
            "control_findings", "missing_table", "PUBLISHED_BCE", "CALIBRATION_TOLERANCE", "is_shuffled",
-           "plain_of"]
+           "plain_of", "ladder_markdown", "controls_markdown", "prune_shift"]
+
+
+def ladder_markdown(rows: pd.DataFrame, book: Book) -> str:
+    """The README's ladder tables: NDCG@10 and HR@10 (percent, mean ± std over seeds, seeds, users)
+    under both protocols, and the LLM rows' NDCG@10 margin over each rung."""
+    from .tables import markdown_table
+
+    table = ladder_table(rows, book, metrics=("NDCG@10", "HR@10")).drop(columns=["part"])
+    margins = ladder_margins(rows, book)
+    wide = margins.pivot_table(index=["llm", "protocol"], columns="rung_model", values="ndcg10_margin_pct",
+                               sort=False).reset_index()
+    wide.columns = [c if c in ("llm", "protocol") else f"NDCG@10 margin over {c} (%)" for c in wide.columns]
+    return "\n\n".join([markdown_table(table), markdown_table(wide, digits=1)])
+
+
+def controls_markdown(rows: pd.DataFrame, book: Book) -> str:
+    """The README's controls table: NDCG@10 (percent, one seed) plain and shuffled, and the order drop."""
+    from .tables import markdown_table
+
+    table = control_table(rows, book).drop(columns=["control", "setting", "layers"])
+    return markdown_table(table.reset_index(), digits=2)

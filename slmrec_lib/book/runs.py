@@ -69,6 +69,10 @@ def rows_of(cfgs: list, book: Book) -> pd.DataFrame:
     unique = list({(c.hash, c.role): c for c in cfgs}.values())
     got = experiment.run_all(unique, book.profile)
     missing = got.attrs.get("missing", [])
+    if len(got):
+        # a hash of digits only ("703940878734") comes back from rows.csv as a number: take it from the run
+        # id ("<profile>-<hash>"), always text
+        got = got.assign(config_hash=got.run_id.astype(str).str.rsplit("-", n=1).str[-1])
     frames = []
     for cfg in unique:
         part = got[got.config_hash == cfg.hash].drop_duplicates(["protocol", "stage", "metric"]) if len(got) else got
