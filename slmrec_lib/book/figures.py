@@ -267,6 +267,7 @@ def layer_distances(frame: pd.DataFrame, book: Book):
         mat = distance_matrix(frame[frame.model == m])
         sns.heatmap(mat, ax=ax, vmin=0, vmax=vmax, cmap="viridis", cbar_kws=dict(label="angular distance"))
         ax.set(xlabel="first layer l (0: the embeddings)", ylabel="shift n (layers skipped)", title=m)
+        ax.grid(False)
         ax.invert_yaxis()
     users = int(frame.users.iloc[0]) if len(frame) else 0
     fig.suptitle(book.caption("Angular distance arccos(cos)/pi between layer l and l + n, last token (Gromov et al. "
