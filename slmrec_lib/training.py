@@ -12,7 +12,7 @@
 - seeded shuffling: epoch `e` uses the permutation drawn from `seed` and `e`, so a resumed run sees the
   same batches as an uninterrupted one;
 - batches: the model gets the rows of `examples` as a dict, plus `"row"`, a LongTensor of the indices of
-  those rows in `examples`. A model with a method `prepare_training(examples, device)` has it called
+  those rows in `examples`. A model with a method `prepare_training(examples, device, planned_rows)` has it called
   once, on its device, before its first step (fresh or resumed; its time counts as training time, and
   the random numbers it draws are put back, so it changes nothing that follows);
 - gradient accumulation: an optimizer step takes `grad_accum` consecutive batches of an epoch (the
@@ -571,14 +571,19 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def _prepare_model(run: _Run, state: _State) -> None:
-    """Call the model's `prepare_training(examples, device)` if it has one (e.g. to cache a frozen
-    teacher's states); counted as training time, and the random numbers it draws are put back."""
+    """Call the model's `prepare_training(examples, device, planned_rows)` if it has one (e.g. to cache a
+    frozen teacher's states), `planned_rows` the training rows the run still feeds (a cache over every
+    row pays only when that is more than one pass); counted as training time, and the random numbers it
+    draws are put back."""
     prepare = getattr(run.raw_model, "prepare_training", None)
     if prepare is None:
         return
     t0, cpu0 = time.perf_counter(), time.process_time()
     saved = _rng_state()
-    prepare(run.examples, run.accelerator.device)
+    steps_left = max(0, run.plan.total_steps - state.step)
+    planned_rows = min(steps_left * run.cfg.batch_size * run.cfg.grad_accum,
+                       math.ceil(steps_left / max(1, run.plan.steps_per_epoch)) * run.plan.n)
+    prepare(run.examples, run.accelerator.device, planned_rows)
     _set_rng_state(saved)
     state.train_seconds += time.perf_counter() - t0
     state.train_cpu_seconds += time.process_time() - cpu0

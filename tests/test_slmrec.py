@@ -278,6 +278,15 @@ def test_teacher_cache_is_an_execution_setting_refused_online():
     assert online._teacher_cache is None
 
 
+def test_teacher_cache_is_built_only_when_the_run_feeds_more_than_one_pass():
+    examples = _examples()
+    model = make(DistillConfig(blocks=2), seed=3)
+    model.prepare_training(examples, "cpu", planned_rows=len(examples["input"]))  # e.g. 80 steps of 16 rows
+    assert model._teacher_cache is None  # the live teacher then costs less than a pass over every row
+    model.prepare_training(examples, "cpu", planned_rows=3 * len(examples["input"]))
+    assert model._teacher_cache is not None
+
+
 def test_cached_teacher_gives_the_live_teachers_losses_and_weights():
     examples = _examples()
     runs = {}

@@ -453,7 +453,7 @@ class Recording(Tiny):
 
 
 class Preparing(Recording):
-    def prepare_training(self, examples, device):
+    def prepare_training(self, examples, device, planned_rows=None):
         assert next(self.parameters()).device == device and examples is self.examples
         self.prepared.append(self.calls)  # forward passes before the call
         torch.rand(1000)  # a prepare step that draws random numbers must not change training
