@@ -469,6 +469,9 @@ def test_control_runs_are_models_of_their_own():
     assert rows[rows.config_hash == cfgs["main"].hash].group.iloc[0] != \
         rows[rows.config_hash == cfgs["pretrained"].hash].group.iloc[0]
     assert book.E4_SMALL.find(rows, B) == [rows[rows.config_hash == cfgs["main"].hash].group.iloc[0]]
+    shown = book.groups(rows).set_index("name")
+    assert {"E4SRec_4", "E4SRec_4 (depth control)"} <= set(shown.index)  # one label, told apart for display
+    assert bool(shown.control["E4SRec_4 (depth control)"]) and not bool(shown.control["E4SRec_4"])
     sides = book.control_sides(B)
     for name, key in (("pretrained 4", "pretrained"), ("random 4", "random"), ("trainable 4", "trainable"),
                       ("prefixes 4", "prefixes"), ("SASRec", "sasrec")):

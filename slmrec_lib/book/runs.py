@@ -131,11 +131,15 @@ def _key(values) -> str:
 
 def groups(rows: pd.DataFrame) -> pd.DataFrame:
     """One row a model (group), in the order the rows first show it: its columns, display `name`
-    (the label; made unique by the run hash where two settings share a label) and seed count."""
+    (the label; a depth-control run sharing its label with another run is "<label> (depth control)",
+    and any other two settings sharing a label are told apart by the run hash) and seed count."""
     if "group" not in rows.columns:
         rows = normalized(rows)
     first = rows.drop_duplicates("group").set_index("group")
     out = first[list(GROUP_COLUMNS) + ["model"]].rename(columns={"model": "name"})
+    control = out["control"].astype(bool)
+    dup = out.name.duplicated(keep=False)
+    out.loc[dup & control, "name"] = out.name[dup & control] + " (depth control)"  # fp32, shuffled histories too
     dup = out.name.duplicated(keep=False)
     out.loc[dup, "name"] = [f"{n} [{h}]" for n, h in zip(out.name[dup], first.config_hash[dup])]
     out["seeds"] = rows.groupby("group").seed.nunique().reindex(out.index)
