@@ -248,6 +248,12 @@ def depth_controls(table: pd.DataFrame, book: Book, rows: pd.DataFrame | None = 
     ax.set(xlabel=f"NDCG@10 (%, test, {kind})", ylabel="", title="(c) item table and training rows",
            xlim=(0, 1.25 * float(part[col].max())) if len(part) else None)
     ax.tick_params(axis="y", labelsize=8)
+    drawn = [t.setting.isin(["pretrained", "random"]).any(), t.setting.isin(["pretrained", "random"]).any(), len(part) > 0]
+    for ax, has_llm in zip(axes, drawn):  # a panel without its LLM runs (missing on this machine) says so
+        if not has_llm:
+            ax.text(0.5, 0.5, "E4SRec control runs not made (missing on this machine)", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=9, color="grey")
+            ax.set_xticks([])
     extra = dict(seeds=seeds_text(normalized(rows)), users=users_text(normalized(rows))) if rows is not None else {}
     fig.suptitle(book.caption("Depth controls (fp32 scores, one retrained item table; compare within this figure)",
                               **extra), fontsize=10)
