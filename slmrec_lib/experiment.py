@@ -49,6 +49,9 @@ from .evaluation import EvalProtocol, metrics_from_ranks, rank_positives
 from .profiles import Profile, get_profile
 from .util import atomic_savez, atomic_torch_save, atomic_write_text, remove_stale_temps, seeded_subset, sha256_file
 
+# columns of hashes and names, read as text (a hash of digits only, or "7729e10", would become a number)
+TEXT_COLUMNS = {c: str for c in ("run_id", "config_hash", "git_sha", "item_run", "teacher_run", "data_content",
+                                 "model", "label", "role", "backbone", "mode", "negatives")}
 MANIFEST = "manifest.json"  # sha256 of every weight file a run saved, checked before another run reads it
 RANKS = "ranks.npz"  # per-user ranks (and ties) of every protocol and stage, kept with the rows
 EVAL_SUBSET_SEED = 12345  # seed of the evaluation user subset (`eval_users`)
@@ -132,7 +135,7 @@ def read_rows(cfg: RunConfig, profile: str | Profile) -> pd.DataFrame:
     """The checked rows of a finished run (DamagedRun if they are damaged, FileNotFoundError if absent)."""
     path = run_dir(cfg, profile) / "rows.csv"
     try:
-        frame = pd.read_csv(path, dtype={"git_sha": str})  # a sha such as "7729e10" is not a number
+        frame = pd.read_csv(path, dtype=TEXT_COLUMNS)  # a hash such as "820814616398" is not a number
     except pd.errors.EmptyDataError:
         raise DamagedRun(f"{path}: empty file") from None
     except pd.errors.ParserError as exc:
@@ -427,7 +430,7 @@ def collect(profile: str | Profile) -> pd.DataFrame:
     """Every finished run's rows of a profile, whatever plan made them (for inspection; tables and
     notebooks read the runs of their plan with `run_all`)."""
     files = sorted((paths.results_dir(_profile_name(profile)) / "runs").glob("*/rows.csv"))
-    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else pd.DataFrame()
+    return pd.concat([pd.read_csv(f, dtype=TEXT_COLUMNS) for f in files], ignore_index=True) if files else pd.DataFrame()
 
 
 def load_config(folder: Path) -> RunConfig:

@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import config, paths
+from .experiment import TEXT_COLUMNS
 from .util import atomic_write_text
 
 ROW_KEYS = ("run_id", "config_hash")
@@ -65,7 +66,7 @@ def migrate_folder(folder: Path, cfg: config.RunConfig, profile: str) -> Path:
     atomic_write_text(json.dumps(record, indent=2), target / "config.json")
     rows_path = target / "rows.csv"
     if rows_path.exists() and rows_path.stat().st_size > 0:
-        rows = pd.read_csv(rows_path, dtype={"git_sha": str})  # "7729e10" is a sha, not a number
+        rows = pd.read_csv(rows_path, dtype=TEXT_COLUMNS)  # hashes and shas are text, not numbers
         tidy = config.columns(cfg)
         rows = rows.assign(run_id=f"{profile}-{cfg.hash}", config_hash=cfg.hash, **tidy)
         if "model" in rows.columns and "label" in rows.columns:  # the label the run was trained under
