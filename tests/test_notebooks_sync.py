@@ -11,7 +11,7 @@ from slmrec_lib import book, notebook_sync, paths
 
 FOLDER = paths.REPO_ROOT / "notebooks"
 NAMES = ["00_data", "01_layer_scan", "02_main_table", "03_efficiency", "04_ablation", "05_online_kd",
-         "06_block_count", "07_report"]
+         "06_block_count", "07_report", "08_baselines", "09_depth_controls"]
 
 
 def test_twins_in_sync_and_without_outputs():

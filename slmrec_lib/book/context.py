@@ -25,6 +25,10 @@ PARAMETERS = {
 }
 
 
+# the tidy columns that make one model: its seeds are rows with all of these equal
+GROUP_COLUMNS = ("dataset", "kind", "role", "layers", "teacher_layers", "backbone", "targets", "loss", "negatives",
+                 "w_cos", "w_norm", "w_ms", "norm_squared", "blocks", "mode", "train_item_table", "item_run", "control")
+
 class BookError(ValueError):
     """A notebook parameter or a table request is wrong; the message names the known values."""
 

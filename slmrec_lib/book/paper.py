@@ -25,7 +25,7 @@ import pandas as pd
 
 from .. import config, paths
 from ..models.slmrec import DistillConfig
-from .context import Book, BookError
+from .context import GROUP_COLUMNS, Book, BookError
 
 MAIN_METRICS = ("HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR")  # the paper's main-table metrics
 SCAN_METRICS = ("HR@10", "NDCG@10", "MRR")  # the layer-scan figure's metrics
@@ -138,8 +138,6 @@ def paper_row(columns, book: Book) -> str | None:
 def check_one_to_one(book: Book, cfgs: list) -> dict[str, str]:
     """paper row -> our label for `cfgs` (seeds of one model count once); BookError if two models of
     the list play the same row."""
-    from .runs import GROUP_COLUMNS
-
     seen: dict[str, tuple] = {}
     out = {}
     for cfg in cfgs:

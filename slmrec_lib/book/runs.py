@@ -19,11 +19,10 @@ import pandas as pd
 from .. import config, experiment, studies
 from ..models.slmrec import DistillConfig
 from .context import Book, BookError
+from .context import GROUP_COLUMNS
 from .paper import _flag, main_item_run
 
 # the columns that make one model (every seed of one setting); teacher_run differs by seed
-GROUP_COLUMNS = ("dataset", "kind", "role", "layers", "teacher_layers", "backbone", "targets", "loss", "negatives",
-                 "w_cos", "w_norm", "w_ms", "norm_squared", "blocks", "mode", "train_item_table", "item_run", "control")
 # book columns a result row gets from the config that asked for it (rows made by hand may lack them: False)
 BOOK_COLUMNS = ("control",)
 TEXT_COLUMNS = ("role", "backbone", "targets", "loss", "negatives", "mode", "item_run", "teacher_run", "label")
