@@ -83,9 +83,12 @@ book.figures.save(fig, b.figure_path("baselines"))
 claims = book.judge_claims(rows, b, claims=book.LADDER_CLAIMS)
 book.side_by_side(claims)
 
-# %% [markdown]
-# ## What we saw
-# Computed from the rows above:
-
 # %%
 print(book.ladder.ladder_findings(rows, b, claims))
+
+# %% [markdown]
+# ## What we saw
+# The lines printed above are computed from this run's rows: how far the LLM rows lie above or below
+# each rung, whether the BCE rung meets the published number it is calibrated against, and what the
+# BCE item table does to the LLM. Read the paper's claim against the rung its SASRec resembles. On the
+# smoke profile the data are synthetic and the backbone random: the notebook checks the pipeline only.
