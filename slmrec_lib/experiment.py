@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import platform
 import subprocess
@@ -42,7 +41,7 @@ import torch
 
 from . import config, paths
 from .builders import Artifacts, build_model, check_backbone
-from .config import LLM_KINDS, MODEL_KINDS, DataConfig, ModelConfig, RunConfig, with_execution  # noqa: F401
+from .config import LLM_KINDS, DataConfig, RunConfig
 from .data import (Preprocess, SequenceData, Split, leave_one_out, load_dataset, subset_users, synthetic,
                    train_examples, truncation_line, truncation_summary)
 from .evaluation import EvalProtocol, metrics_from_ranks, rank_positives
@@ -354,7 +353,12 @@ def _save_layer_distances(model, split, folder: Path) -> None:
 def load_ranks(cfg: RunConfig, profile: str | Profile) -> dict[str, np.ndarray] | None:
     """The per-user ranks a finished run kept ({"<protocol>/<stage>": ranks, "users": ...}), or None for
     a run that predates them."""
-    path = run_dir(cfg, profile) / RANKS
+    return load_ranks_by_hash(cfg.hash, profile)
+
+
+def load_ranks_by_hash(config_hash: str, profile: str | Profile) -> dict[str, np.ndarray] | None:
+    """`load_ranks` of the run folder named `config_hash` (for callers that hold rows, not configs)."""
+    path = paths.results_dir(_profile_name(profile)) / "runs" / config_hash / RANKS
     if not path.exists():
         return None
     with np.load(path) as saved:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .. import paths, stats
+from .. import stats
 from ..stats import FAILS, HOLDS, INCONCLUSIVE
 from .context import Book, BookError
 from .paper import MAIN_METRICS, PAPER_DEPTH, PAPER_SMALL, average_improvement, paper_long, paper_row
@@ -182,14 +182,10 @@ def seed_scores(rows: pd.DataFrame, model: str, reference: str, protocol: str, m
 
 
 def _ranks_of(config_hash: str, book: Book) -> dict | None:
-    """The per-user ranks a run kept (`experiment.RANKS` in its folder), None if it predates them."""
-    from ..experiment import RANKS
+    """The per-user ranks a run kept (`experiment.load_ranks_by_hash`), None if it predates them."""
+    from ..experiment import load_ranks_by_hash
 
-    path = paths.results_dir(book.name) / "runs" / config_hash / RANKS
-    if not path.exists():
-        return None
-    with np.load(path) as saved:
-        return {k.replace("__", "/"): saved[k] for k in saved.files}
+    return load_ranks_by_hash(config_hash, book.name)
 
 
 def _per_user(rows: pd.DataFrame, group: str, protocol: str, book: Book):
