@@ -13,6 +13,7 @@ Parts (each imports only those above it, never this package):
     runs      the runs of a study (through the Book's Profile), groups of seeds, `Side`s naming models
     tables    ours beside the paper's, the layer scan, costs, datasets, markdown
     claims    the claims and their verdicts (Welch, Fieller, paired bootstrap, Wilcoxon, Holm, Kendall)
+    authors_code  the authors' code beside the book's (benchmarks/authors_code): summary, finding, figure
     report    results/<profile>/report.md and .csv
     ladder    the baseline ladder (08) and the depth controls (09): tables, calibration, layer distances
     figures   the figures
@@ -33,5 +34,6 @@ from .tables import (comparison_table, dataset_findings, dataset_table, efficien
                      impossible_blocks, layer_scan_table, main_table, markdown_table, mean_std, scan_findings,
                      sequence_lengths)
 from . import ladder
+from . import authors_code
 from .claims import LADDER_CLAIMS, NOT_RUN, OrderClaim, all_claims, control_claims, control_sides
 from .runs import EXTRA_STUDIES, RUNG_NAMES, rung_of

@@ -1,6 +1,7 @@
 """results/<profile>/report.md and report.csv: the claims' verdicts, our numbers beside the paper's,
-protocol agreement and what is not run yet. The files depend only on the runs they read (their git
-shas are printed, not the renderer's), so re-rendering unchanged runs leaves them unchanged."""
+protocol agreement, the authors' code beside the book's (benchmarks/authors_code) and what is not run
+yet. The files depend only on the runs they read (their git shas are printed, not the renderer's), so
+re-rendering unchanged runs leaves them unchanged."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..util import atomic_write_text
+from . import authors_code
 from .claims import ALPHA, FAILS, HOLDS, INCONCLUSIVE, N_BOOT, NO_RANKS, NOT_MEASURED, NOT_RUN, PAIRED_METRIC, side_by_side
 from .context import Book
 from .tables import formatted, markdown_table
@@ -91,6 +93,7 @@ def write_report(book: Book, comparison: pd.DataFrame, claims: pd.DataFrame, mis
                f"paper's Cloth / Movie beside. Average improvements are relative to "
                f"{comparison.attrs.get('reference', 'E4SRec*')}.", "",
                markdown_table(formatted(comparison)), ""]
+    md += authors_code.report_lines(book)  # the authors' code beside the book's, or the command that runs it
     if missing:
         gone = pd.DataFrame(missing).groupby(["label", "dataset"]).seed.agg(lambda s: ", ".join(map(str, sorted(s))))
         md += [f"### Not run yet ({len(missing)} runs)", "",
