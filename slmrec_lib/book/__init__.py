@@ -14,6 +14,7 @@ Parts (each imports only those above it, never this package):
     tables    ours beside the paper's, the layer scan, costs, datasets, markdown
     claims    the claims and their verdicts (Welch, Fieller, paired bootstrap, Wilcoxon, Holm, Kendall)
     authors_code  the authors' code beside the book's (benchmarks/authors_code): summary, finding, figure
+    efficiency    RQ2 at Llama-2-7B's shape (the committed H200 timing, paper-profile run, hours): tables, verdicts
     report    results/<profile>/report.md and .csv
     ladder    the baseline ladder (08) and the depth controls (09): tables, calibration, layer distances
     figures   the figures
@@ -35,5 +36,6 @@ from .tables import (comparison_table, dataset_findings, dataset_table, efficien
                      sequence_lengths)
 from . import ladder
 from . import authors_code
+from . import efficiency
 from .claims import LADDER_CLAIMS, NOT_RUN, OrderClaim, all_claims, control_claims, control_sides
 from .runs import EXTRA_STUDIES, RUNG_NAMES, rung_of

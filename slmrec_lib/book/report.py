@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..util import atomic_write_text
-from . import authors_code
+from . import authors_code, efficiency
 from .claims import ALPHA, FAILS, HOLDS, INCONCLUSIVE, N_BOOT, NO_RANKS, NOT_MEASURED, NOT_RUN, PAIRED_METRIC, side_by_side
 from .context import Book
 from .tables import formatted, markdown_table
@@ -78,7 +78,9 @@ def write_report(book: Book, comparison: pd.DataFrame, claims: pd.DataFrame, mis
         md += ["Details of each test:", "", markdown_table(notes), ""]
     rq2 = eff[eff.rq == "RQ2"] if "rq" in eff.columns else eff
     if len(rq2):
-        md += ["### Efficiency (RQ2)", "", markdown_table(rq2[["rq", "claim", "ours", "paper", "verdict", "detail"]]), ""]
+        md += ["### Efficiency (RQ2)", "", f"At the profile's backbone ({book.backbone}):", "",
+               markdown_table(rq2[["rq", "claim", "ours", "paper", "verdict", "detail"]]), ""]
+    md += efficiency.report_lines(book)  # the paper's scale (Llama-2-7B shape), or the command that measures it
     described = eff[eff.rq != "RQ2"] if "rq" in eff.columns else eff.iloc[:0]
     if len(described):
         md += ["### Descriptive controls", "", "Lines without a test (the runs saved means only).", "",
