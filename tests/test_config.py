@@ -121,7 +121,7 @@ def test_every_planned_run_of_the_book_is_found_done(profile, monkeypatch, real_
 @pytest.mark.parametrize("profile, datasets", [("cpu", ["beauty"]), ("gpu", ["beauty", "sports"])])
 def test_readme_tables_render_as_before_the_redesign(profile, datasets, monkeypatch, capsys, real_data_dir):
     """The committed fixture is the table the book printed before configs were typed (adbf048). The cpu
-    one was written again after the cpu runs were retrained with the execution-order fix (issue 21):
+    one was written again after the cpu runs were retrained with the execution-order fix:
     E4SRec_1, the first LLM run the old notebook path trained right after its item table in the same
     process, changed (NDCG@10 7.06 -> 4.65), and SLMRec_4<-8 +L_ms by 0.01 points (its heads are now
     initialised after both backbones load); git log -p tests/data/readme_tables_cpu.md."""

@@ -1,4 +1,4 @@
-"""The authors' code beside the book's (issue 23, benchmarks/authors_code/): the committed CSVs of
+"""The authors' code beside the book's (benchmarks/authors_code/): the committed CSVs of
 `benchmarks/authors_code/run.py`, one a seed, read into a summary per (model, code), a computed
 finding, a figure and the report's section.
 

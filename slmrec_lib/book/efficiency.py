@@ -1,4 +1,4 @@
-"""RQ2 at the paper's scale (issue 19): the committed H200 measurements at Llama-2-7B's shape beside
+"""RQ2 at the paper's scale: the committed H200 measurements at Llama-2-7B's shape beside
 the SmolLM2 timing, read into tables, verdicts, computed sentences, a figure and the report's section.
 
 The files (results/<profile>/, written on a GPU machine; the `gpu` profile holds the committed ones):
@@ -16,7 +16,7 @@ Statistics: medians over repeats (the timing module's `summary`); the two paper-
 shown apart and pooled (the median over both measurements' repeats), the spread stated as the range of
 the two measurements' medians. A verdict at the paper's shape sets the ratio against the paper's figure
 as printed (the depths are the paper's 32 -> 4), within `claims.EFFICIENCY_TOLERANCE`. The teacher-cache
-target (issue 19): the student's training speed-up over E4SRec_32 with the cache reaches at least
+target: the student's training speed-up over E4SRec_32 with the cache reaches at least
 `CACHE_TARGET` of the per-step layer ratio (E4SRec_32 step / E4SRec_4 step), judged in each measurement.
 """
 
@@ -40,10 +40,11 @@ PROFILE_RUN, PROFILE_HOURS = "paper_profile_7b.csv", "paper_profile_7b_hours.csv
 TEACHER_CACHE, SCORING = "teacher_cache.csv", "scoring.csv"
 TIMING_COMMAND = "python -m slmrec_lib.timing --profile gpu --dataset beauty --scale paper-shape --force"
 PROFILE_COMMAND = "python benchmarks/bench_paper_profile.py --scratch /tmp/paper7b"
-CACHE_TARGET = 0.9  # the cached student's training speed-up / the per-step layer ratio (issue 19)
+CACHE_TARGET = 0.9  # the cached student's training speed-up / the per-step layer ratio
 DEEP, MID, SMALL = f"E4SRec_{PAPER_DEPTH}", f"E4SRec_{PAPER_MID}", f"E4SRec_{PAPER_SMALL}"
 STUDENT = f"SLMRec_{PAPER_SMALL}<-{PAPER_MID}"
-# the issue's standalone measurement on an H200 at this shape (LoRA r16 on gate/up/down, 95 positions):
+# an earlier standalone measurement on an H200 at this shape (a plain script, not the library's classes;
+# LoRA r16 on gate/up/down, 95 positions):
 # ms per 256 users, ms a train step of 32 rows, inference parameters in billions
 REFERENCE = {"inference ms / 256 users": {DEEP: 945.7, MID: 237.9, SMALL: 118.6},
              "train ms / step": {DEEP: 270.5, MID: 67.2, SMALL: 34.2, STUDENT: 66.0},
@@ -327,7 +328,7 @@ def _spread_pct(frame: pd.DataFrame) -> float:
 
 # ------------------------------------------------------------------------------------------ reference
 def reference_comparison(frame: pd.DataFrame) -> pd.DataFrame:
-    """The book's pooled medians beside the issue's standalone reference numbers (book / reference)."""
+    """The book's pooled medians beside the earlier standalone measurement's numbers (book / reference)."""
     table = paper_shape_table(frame).set_index("model")
     ours = {"inference ms / 256 users": table["inference ms / 256 users"], "train ms / step": table["train ms / step"],
             "inference params (B)": table["inference params (B)"]}

@@ -23,7 +23,7 @@ from .tables import mean_std
 
 # The published full-ranking numbers of the BCE rung's setting (fractions), by dataset.
 # Source: the S3-Rec paper's SASRec row on Beauty (Zhou et al., CIKM 2020, "S3-Rec"; the same file and
-# leave-one-out split), as quoted in issue 17 and benchmarks/README-baselines.md.
+# leave-one-out split), as quoted in benchmarks/README-baselines.md.
 PUBLISHED_BCE = {"beauty": {"NDCG@10": 0.0318, "HR@10": 0.0605}}
 PUBLISHED_BCE_SOURCE = "S3-Rec (Zhou et al., CIKM 2020), SASRec on Beauty, full ranking"
 CALIBRATION_TOLERANCE = 0.10  # the BCE rung must come within 10% of the published number
