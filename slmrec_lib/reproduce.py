@@ -12,6 +12,12 @@ traceback, and exits with status 1.
 
 - Before the first kernel starts, the dataset's file is looked up (and downloaded where it is missing
   and a network exists): without it the run stops at once with the message that says where to put it.
+- `--train-workers N` (N > 1; `make reproduce` gives 2 on the cpu profile) first trains every run of the
+  book's studies with `python -m slmrec_lib.run --workers N` (N processes, the cores shared between them),
+  streamed here and timed as the stage `_train_runs`; the notebooks then read those runs back. A run's
+  numbers do not depend on the process or the thread count that trained it (on the CPU the cpu profile's
+  runs came out bit for bit equal at 1 and 2 threads, and in either training order); the notebooks train
+  whatever the workers left.
 - `SLMREC_PROGRESS_LOG` is set to `<out>/progress.log` unless already set, so the training loop in
   every kernel also appends its progress lines there (`tail -f` it from another terminal).
 - The kernel is started without the "Kernel is running over TCP without encryption" warning by
@@ -181,6 +187,44 @@ def reproduce(notebooks: list[Path], out: Path, parameters: dict, stream=None) -
     return rows
 
 
+TRAIN_STAGE = "_train_runs"
+
+
+def pretrain_command(profile: str, dataset: str | None, workers: int) -> list[str]:
+    """The command that trains every run of the book's studies in `workers` processes."""
+    return [sys.executable, "-m", "slmrec_lib.run", "--profile", profile, *(["--dataset", dataset] if dataset else []),
+            "--workers", str(workers)]
+
+
+def pretrain(profile: str, dataset: str | None, workers: int, out: Path, stream=None, command=None) -> dict:
+    """Train the book's runs before the notebooks (see the module doc); its stage-time row. A failure is
+    said, not hidden: the notebooks then train what is left and show the error where it happens."""
+    import subprocess
+
+    stream = stream or sys.stderr
+    command = command or pretrain_command(profile, dataset, workers)
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault(PROGRESS_LOG_ENV, str((out / "progress.log").resolve()))
+    print(f"\n[{stamp()}] == training the book's runs first, {workers} at a time: {' '.join(command[1:])}",
+          file=stream, flush=True)
+    started, t0 = datetime.now().isoformat(timespec="seconds"), time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    for line in proc.stdout:
+        stream.write(line)
+        stream.flush()
+    code = proc.wait()
+    seconds = round(time.perf_counter() - t0, 1)
+    status = "ok" if code == 0 else "failed"
+    row = dict(notebook=TRAIN_STAGE, status=status, started=started, seconds=seconds)
+    write_stage_times([row], out / STAGE_TIMES)
+    if code != 0:
+        print(f"[{stamp()}] training the runs stopped with exit code {code} (the lines above say which run and "
+              "why); the notebooks train what is left and stop at the first error", file=stream, flush=True)
+    else:
+        print(f"[{stamp()}] ok: the book's runs trained in {seconds:.1f} s", file=stream, flush=True)
+    return row
+
+
 def check_data(profile: str, dataset: str | None) -> list[Path]:
     """The files of the dataset the notebooks will read (`dataset`, else the profile's first), found or
     downloaded before any kernel starts, so a missing file stops the run in seconds with the data
@@ -217,13 +261,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", default=None, help="papermill parameter `dataset` (default: the profile's)")
     ap.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="another papermill parameter, as papermill's own -p (e.g. -p dataset toys)")
+    ap.add_argument("--train-workers", type=int, default=1,
+                    help="train the book's runs first in this many processes (1: the notebooks train them)")
     args = ap.parse_args(argv)
+    if args.train_workers < 1:
+        print(f"error: --train-workers must be at least 1, got {args.train_workers}", file=sys.stderr)
+        return 2
     parameters = {"profile": args.profile, **({"dataset": args.dataset} if args.dataset else {})}
     parameters.update({name: parameter_value(value) for name, value in args.parameter})
     try:
         for path in check_data(args.profile, parameters.get("dataset")):
             print(f"[{stamp()}] data: {path}", file=sys.stderr, flush=True)
-        reproduce(args.notebooks, args.out, parameters)
+        rows = [pretrain(args.profile, parameters.get("dataset"), args.train_workers, args.out)] \
+            if args.train_workers > 1 else []
+        rows += reproduce(args.notebooks, args.out, parameters)
+        if rows and rows[0]["notebook"] == TRAIN_STAGE:
+            print(f"[{stamp()}] with the training stage:\n{summary(rows)}", file=sys.stderr, flush=True)
     except ReproduceError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -98,7 +98,7 @@ def test_cell_lines_are_rewritten_and_noise_dropped():
 def test_parameters_read_as_papermill_reads_them(tmp_path, monkeypatch):
     assert [rp.parameter_value(v) for v in ("3", "0.5", "True", "None", "toys")] == [3, 0.5, True, None, "toys"]
     seen = {}
-    monkeypatch.setattr(rp, "reproduce", lambda notebooks, out, parameters: seen.update(parameters))
+    monkeypatch.setattr(rp, "reproduce", lambda notebooks, out, parameters: seen.update(parameters) or [])
     monkeypatch.setattr(rp, "check_data", lambda profile, dataset: [])
     assert rp.main(["--profile", "cpu", "-p", "dataset", "toys", "-p", "seeds", "2", "--out", "x", "a.ipynb"]) == 0
     assert seen == {"profile": "cpu", "dataset": "toys", "seeds": 2}
@@ -129,3 +129,34 @@ def test_real_data_is_found(real_data_dir, monkeypatch):
     monkeypatch.setenv("SLMREC_DATA_DIR", str(real_data_dir))
     assert rp.check_data("cpu", None) == [real_data_dir.resolve() / "amazon2014" / "Beauty.txt"]
     assert rp.check_data("cpu", "sports") == [real_data_dir.resolve() / "amazon2014" / "Sports_and_Outdoors.txt"]
+
+
+def test_pretrain_command_trains_the_books_runs_in_workers():
+    cmd = rp.pretrain_command("cpu", None, 2)
+    assert cmd[1:] == ["-m", "slmrec_lib.run", "--profile", "cpu", "--workers", "2"]
+    assert rp.pretrain_command("gpu", "sports", 3)[-4:] == ["--dataset", "sports", "--workers", "3"]
+
+
+def test_pretrain_streams_the_workers_lines_and_times_the_stage(tmp_path):
+    import sys
+
+    out = io.StringIO()
+    row = rp.pretrain("smoke", None, 2, tmp_path, stream=out,
+                      command=[sys.executable, "-c", "print('[w0] all runs done'); print('[w1] all runs done')"])
+    assert row["notebook"] == rp.TRAIN_STAGE and row["status"] == "ok"
+    assert "[w0] all runs done" in out.getvalue() and "[w1] all runs done" in out.getvalue()
+    assert [r["notebook"] for r in _stage_rows(tmp_path)] == [rp.TRAIN_STAGE]
+
+
+def test_pretrain_failure_is_said_and_the_notebooks_go_on(tmp_path):
+    import sys
+
+    out = io.StringIO()
+    row = rp.pretrain("smoke", None, 2, tmp_path, stream=out, command=[sys.executable, "-c", "raise SystemExit(3)"])
+    assert row["status"] == "failed"
+    assert "exit code 3" in out.getvalue() and "the notebooks train what is left" in out.getvalue()
+
+
+def test_train_workers_below_one_is_refused(capsys):
+    assert rp.main(["--out", "x", "--profile", "smoke", "--train-workers", "0", "nb.ipynb"]) == 2
+    assert "--train-workers must be at least 1" in capsys.readouterr().err
