@@ -12,12 +12,11 @@ traceback, and exits with status 1.
 
 - Before the first kernel starts, the dataset's file is looked up (and downloaded where it is missing
   and a network exists): without it the run stops at once with the message that says where to put it.
-- `--train-workers N` (N > 1; `make reproduce` gives 2 on the cpu profile) first trains every run of the
-  book's studies with `python -m slmrec_lib.run --workers N` (N processes, the cores shared between them),
-  streamed here and timed as the stage `_train_runs`; the notebooks then read those runs back. A run's
-  numbers do not depend on the process or the thread count that trained it (on the CPU the cpu profile's
-  runs came out bit for bit equal at 1 and 2 threads, and in either training order); the notebooks train
-  whatever the workers left.
+- `--train-workers N` (N > 1; `make reproduce TRAIN_WORKERS=N`) first trains every run of the book's
+  studies with `python -m slmrec_lib.run --workers N`, streamed here and timed as the stage `_train_runs`;
+  the notebooks then read those runs back and train whatever the workers left. On a GPU machine this
+  trains several runs a GPU at once; on a CPU the workers keep one process's thread count (a CPU's thread
+  count changes a run's numbers, see `run.worker_threads`), so there it saves no time.
 - `SLMREC_PROGRESS_LOG` is set to `<out>/progress.log` unless already set, so the training loop in
   every kernel also appends its progress lines there (`tail -f` it from another terminal).
 - The kernel is started without the "Kernel is running over TCP without encryption" warning by

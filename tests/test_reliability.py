@@ -468,3 +468,16 @@ def test_max_len_cut_is_said_once_a_run(base, capsys):
     with results_at(base[0]):
         experiment.run(CFG, "smoke")
     assert "[data]" not in capsys.readouterr().out
+
+
+def test_cpu_workers_keep_a_single_process_thread_count():
+    """On a CPU the thread count changes float reductions, so workers must not split the cores: a run
+    trained by a worker then gives the numbers a single process gives."""
+    from slmrec_lib.run import worker_threads
+
+    assert worker_threads(2, on_gpus=False) is None
+    assert worker_threads(8, on_gpus=False) is None
+    import os
+
+    assert worker_threads(2, on_gpus=True) == str(max(1, (os.cpu_count() or 1) // 2))
+    assert worker_threads(10 ** 6, on_gpus=True) == "1"
