@@ -47,9 +47,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from slmrec_lib import paths  # noqa: E402
 
 BACKBONE = "llama2-7b-shape:0:bf16"
-# Amazon 2018 users of the paper's Table 1 (../shared/paper/datasets.csv)
-PAPER_USERS = {"amazon2018:Clothing_Shoes_and_Jewelry": 1_219_678, "amazon2018:Movies_and_TV": 297_529}
-VALIDATE_EVERY = 100  # the paper profile's eval_every (validation on all users)
+PAPER_SETS = ("Cloth", "Movie")  # the paper's Amazon 2018 sets of the estimate (rows of paper/datasets.csv)
+
+
+def paper_users() -> dict[str, int]:
+    """{"amazon2018:<category>": users} of `PAPER_SETS`, from the paper's Table 1 (paper/datasets.csv)."""
+    table = pd.read_csv(paths.paper_dir() / "datasets.csv").set_index("dataset")
+    return {f"amazon2018:{table.loc[d, 'amazon2018_category']}": int(table.loc[d, "users"]) for d in PAPER_SETS}
+
+
+PAPER_USERS = paper_users()
 
 
 def bounded_profile(steps: int, valid_users: int, eval_users: int, sasrec_steps: int, smoke: bool = False):
@@ -126,7 +133,12 @@ def measure(prof, dataset: str) -> list[dict]:
 
 
 def hours(rows: pd.DataFrame, prof_epochs: dict[str, int]) -> pd.DataFrame:
-    """The paper profile's hours on one GPU of the measured kind, per Amazon 2018 dataset and LLM model."""
+    """The paper profile's hours on one GPU of the measured kind, per Amazon 2018 dataset and LLM model;
+    validations as the paper profile asks them (its `eval_every`, on all users)."""
+    from slmrec_lib.profiles import get_profile
+
+    paper = get_profile("paper")
+    validate_every = {"e4srec": paper.teacher_train.eval_every, "slmrec": paper.student_train.eval_every}
     out = []
     llm = rows[rows.kind != "sasrec"]
     for dataset, users in PAPER_USERS.items():
@@ -134,7 +146,7 @@ def hours(rows: pd.DataFrame, prof_epochs: dict[str, int]) -> pd.DataFrame:
             epochs = prof_epochs[r.kind]
             steps = epochs * math.ceil(users / r.rows_per_step)
             step_s = (r.step_ms_median if pd.notna(r.step_ms_median) else r.step_ms_mean) / 1e3
-            validations = steps // VALIDATE_EVERY
+            validations = steps // validate_every[r.kind]
             out.append(dict(dataset=dataset, users=users, users_source="../shared/paper/datasets.csv (paper Table 1)",
                             model=r.model, epochs=epochs, optimizer_steps=steps, step_ms=1e3 * step_s,
                             train_hours=steps * step_s / 3600,

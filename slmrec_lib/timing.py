@@ -271,11 +271,18 @@ def benchmark(profile: str, dataset: str | None = None, cfg: TimingConfig | None
     cfg = cfg or settings_for(prof)
     split = get_split(studies.data(prof, dataset))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    with _cpu_threads(device, cfg):
+        return pd.DataFrame(_measure_all(prof, profile, dataset, split, cfg, device, progress))
+
+
+@contextlib.contextmanager
+def _cpu_threads(device: torch.device, cfg: TimingConfig):
+    """torch's thread count set to `cfg.cpu_threads` while timing on a CPU, restored after."""
     threads = torch.get_num_threads()
     if device.type == "cpu" and cfg.cpu_threads:
         torch.set_num_threads(cfg.cpu_threads)
     try:
-        return pd.DataFrame(_measure_all(prof, profile, dataset, split, cfg, device, progress))
+        yield
     finally:
         torch.set_num_threads(threads)
 
@@ -329,13 +336,8 @@ def benchmark_paper_shape(profile: str, dataset: str | None = None, cfg: TimingC
                          f"got {cfg.cache_rows}")
     split = get_split(studies.data(prof, dataset))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    threads = torch.get_num_threads()
-    if device.type == "cpu" and cfg.cpu_threads:
-        torch.set_num_threads(cfg.cpu_threads)
-    try:
+    with _cpu_threads(device, cfg):
         return pd.DataFrame(_measure_paper_shape(prof, profile, dataset, split, cfg, device, progress))
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _measure_paper_shape(prof: Profile, profile: str, dataset: str, split, cfg: TimingConfig, device: torch.device,

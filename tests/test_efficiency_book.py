@@ -187,6 +187,8 @@ def test_the_figure_says_what_is_behind_it(tmp_path):
                       "training step speed-up over E4SRec_32 (x, median of repeats)"]
     texts = {t.get_text() for t in fig.axes[1].texts}
     assert "3.20x (100 ms a step of 32 rows)" in texts
+    legend = {t.get_text() for t in fig.legends[0].get_texts()}
+    assert "paper (SLMRec_4<-8 vs E4SRec*): 8.0x (inference) / 6.6x (training)" in legend  # the paper's two figures
 
 
 def test_the_committed_measurements_and_the_readme_agree():

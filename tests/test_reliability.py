@@ -1,4 +1,4 @@
-"""Issue 21: the cache never serves a wrong number. One test per case of the issue, each through the
+"""The run cache never serves a wrong number. One test per case, each through the
 public entry points (experiment.run / run_all, `python -m slmrec_lib.run`, papermill, tables.main).
 
 Every case was measured at commit adbf048; each test says, in its docstring, what that code did, and
@@ -119,7 +119,7 @@ def test_item_table_loaded_from_another_process_gives_the_same_rows(base, tmp_pa
 
 def test_cli_gives_the_same_rows(base, tmp_path):
     """(c) `python -m slmrec_lib.run --study layer_scan --models e4srec` in a fresh folder: the CLI
-    path of the issue (adbf048: 9.33 there against 14.00 from the notebook)."""
+    path (adbf048: 9.33 there against 14.00 from the notebook)."""
     root = tmp_path / "c"
     done = cli("--study", "layer_scan", "--models", "e4srec", root=root)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -139,7 +139,7 @@ def test_two_workers_give_the_same_rows(base, tmp_path):
 @pytest.mark.slow
 def test_layer_scan_notebook_gives_the_same_rows(base, tmp_path):
     """(e) papermill of notebooks/01_layer_scan.ipynb at the smoke profile from scratch: the notebook
-    path of the issue (adbf048: full HR@10 14.00 against 9.33 through the CLI)."""
+    path (adbf048: full HR@10 14.00 against 9.33 through the CLI)."""
     root = tmp_path / "e"
     done = subprocess.run(
         [sys.executable, "-m", "papermill", "notebooks/01_layer_scan.ipynb", str(tmp_path / "out.ipynb"),
