@@ -298,7 +298,7 @@ def figure(rows: pd.DataFrame, users: int | None = None, dataset: str = "beauty"
     order = [m for m in MODELS if m in set(r.model)]
     fig, ax = plt.subplots(figsize=(7.5, 4.4), layout="constrained")
     sns.stripplot(data=r, x="model", y="value", hue="code", hue_order=list(CODES), order=order, dodge=True,
-                  size=7, alpha=0.75, jitter=0.08, ax=ax)
+                  size=7, alpha=0.75, jitter=False, ax=ax)  # no jitter: it draws from an unseeded generator
     sns.pointplot(data=r, x="model", y="value", hue="code", hue_order=list(CODES), order=order, dodge=0.4,
                   errorbar=None, markers="_", markersize=28, linestyle="none", palette=["black", "black"],
                   legend=False, ax=ax)

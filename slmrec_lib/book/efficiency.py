@@ -358,7 +358,8 @@ def reference_text(frame: pd.DataFrame) -> str:
            "default): at inference the instruction is computed once per set of weights, not once per user, and in "
            "training once per forward, so the book's forward covers fewer positions than the reference's 95. "
            if shared else "The book's E4SRec recomputes the instruction for every row (share_prefix off). ")
-    return (f"Against the standalone reference: inference {inf.min():.2f}-{inf.max():.2f}x of its time per "
+    return (f"Against the standalone reference (quoted numbers of a plain script outside this repository, not rerun "
+            f"here): inference {inf.min():.2f}-{inf.max():.2f}x of its time per "
             f"{REFERENCE_USERS} users at every depth, with the same depth ratio ({DEEP} / {SMALL}: "
             f"{r.inference_speedup:.2f}x here, {ref_inf[DEEP] / ref_inf[SMALL]:.2f}x there); training steps "
             f"{train.min():.2f}-{train.max():.2f}x of its times (the student with the live teacher "
