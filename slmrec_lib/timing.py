@@ -287,6 +287,16 @@ def _cpu_threads(device: torch.device, cfg: TimingConfig):
         torch.set_num_threads(threads)
 
 
+def _time_models(models: dict, inputs: torch.Tensor, batch: dict, cfg: TimingConfig, device: torch.device) -> dict:
+    """{(measure, key): ms of each repeat}: every model's inference (ms a user), then its training step
+    (ms), each measure's repeats interleaved over the models (see `timed`)."""
+    seconds = timed({k: inference_call(x, inputs, cfg) for k, x in models.items()}, device, cfg.warmup, cfg.repeats)
+    ms = {("inference_ms_per_user", k): [1000 * s / len(inputs) for s in v] for k, v in seconds.items()}
+    seconds = timed({k: train_call(x, batch, cfg) for k, x in models.items()}, device, cfg.warmup, cfg.repeats)
+    ms.update({("train_ms_per_step", k): [1000 * s for s in v] for k, v in seconds.items()})
+    return ms
+
+
 def _measure_all(prof: Profile, profile: str, dataset: str, split, cfg: TimingConfig, device: torch.device,
                  progress: bool) -> list[dict]:
     from .data import eval_inputs, train_examples
@@ -302,10 +312,7 @@ def _measure_all(prof: Profile, profile: str, dataset: str, split, cfg: TimingCo
         model.to(device)
     if progress:
         print(f"[timing] {', '.join(models)} on {device_name()}: inference, then training", flush=True)
-    seconds = timed({m: inference_call(x, inputs, cfg) for m, x in models.items()}, device, cfg.warmup, cfg.repeats)
-    ms = {("inference_ms_per_user", m): [1000 * s / len(inputs) for s in v] for m, v in seconds.items()}
-    seconds = timed({m: train_call(x, batch, cfg) for m, x in models.items()}, device, cfg.warmup, cfg.repeats)
-    ms.update({("train_ms_per_step", m): [1000 * s for s in v] for m, v in seconds.items()})
+    ms = _time_models(models, inputs, batch, cfg, device)
     rows = []
     for (measure, label), values in ms.items():
         student = label.startswith("SLMRec")
@@ -375,10 +382,7 @@ def _measure_paper_shape(prof: Profile, profile: str, dataset: str, split, cfg: 
     if progress:
         print(f"[timing] {prof.backbone} ({_backbone_dtype(built[0][3])} weights, built in {build_s:.1f} s): "
               f"{', '.join(names.values())} on {device_name()}: inference, then training", flush=True)
-    seconds = timed({k: inference_call(x, inputs, cfg) for k, x in models.items()}, device, cfg.warmup, cfg.repeats)
-    ms = {("inference_ms_per_user", k): [1000 * s / len(inputs) for s in v] for k, v in seconds.items()}
-    seconds = timed({k: train_call(x, batch, cfg) for k, x in models.items()}, device, cfg.warmup, cfg.repeats)
-    ms.update({("train_ms_per_step", k): [1000 * s for s in v] for k, v in seconds.items()})
+    ms = _time_models(models, inputs, batch, cfg, device)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if on_gpu else None
     rows = []
     for (measure, key), values in ms.items():
