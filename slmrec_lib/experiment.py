@@ -52,6 +52,7 @@ from .util import atomic_savez, atomic_torch_save, atomic_write_text, remove_sta
 TEXT_COLUMNS = {c: str for c in ("run_id", "config_hash", "git_sha", "item_run", "teacher_run", "data_content",
                                  "model", "label", "role", "backbone", "mode", "negatives")}
 MANIFEST = "manifest.json"  # sha256 of every weight file a run saved, checked before another run reads it
+INPUTS = "inputs.json"  # which weight files of other runs a run read: run hash and sha256 of each
 RANKS = "ranks.npz"  # per-user ranks (and ties) of every protocol and stage, kept with the rows
 EVAL_SUBSET_SEED = 12345  # seed of the evaluation user subset (`eval_users`)
 # Rows an LLM forward takes when scoring on a CPU (`LLMRecConfig.score_batch_size`, execution-only), for
@@ -273,6 +274,18 @@ def _set_aside_damaged(folder: Path) -> None:
         print(f"[run] {rows} was damaged; kept as {aside.name}, training the run again", flush=True)
 
 
+def _inputs(cfg: RunConfig, prof: Profile) -> dict:
+    """The weight files a run reads (its item table's, its teacher's), each with the sha256 its own run
+    recorded: a dependency trained again (same config, another machine) shows as another sha."""
+    m = cfg.model
+    out = {}
+    for role, dep, name in (("item_table", m.item_run, "item_embeddings.pt"), ("teacher", m.teacher, "model.pt")):
+        if dep is not None:
+            manifest = json.loads((run_dir(dep, prof) / MANIFEST).read_text())
+            out[role] = dict(run=dep.hash, file=name, sha256=manifest[name])
+    return out
+
+
 def _artifacts(cfg: RunConfig, prof: Profile) -> Artifacts:
     m = cfg.model
     return Artifacts(
@@ -290,6 +303,8 @@ def _train_and_evaluate(cfg: RunConfig, prof: Profile, folder: Path, quiet: bool
     split = get_split(cfg.data)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = build_model(execution_settings(cfg, device), split, _artifacts(cfg, prof))
+    if inputs := _inputs(cfg, prof):  # read after _artifacts has checked each file against its manifest
+        atomic_write_text(json.dumps(inputs, indent=2, sort_keys=True), folder / INPUTS)
     train_seconds, steps, best_step = 0.0, 0, 0
     if cfg.train is not None:
         from .training import fit

@@ -214,21 +214,22 @@ def control_depths(prof: Profile) -> list[int]:
 
 
 def depth_controls(profile: str | Profile, dataset: str) -> list[RunConfig]:
-    """What limits depth (issue: "why depth does not pay"), first seed: pretrained vs random weights at
-    small / mid / depth layers, the item table trainable at small and depth, every prefix a training
-    row at small; SASRec on shuffled histories beside them (depths: `control_depths`). Every run is also scored on shuffled
-    histories (order use) and reads the profile's item table."""
+    """What limits depth (issue: "why depth does not pay"), every seed of the profile: pretrained vs random
+    weights at small / mid / depth layers, the item table trainable at small and depth, every prefix a
+    training row at small; SASRec on shuffled histories beside them (depths: `control_depths`). Every run is
+    also scored on shuffled histories (order use) and reads the profile's item table. Within a seed the
+    slowest runs come first (every prefix a row, then the deepest), so that parallel workers end together."""
     prof = get_profile(profile)
-    seed = prof.seeds[0]
     depths = control_depths(prof)
-    sasrec = replace(baseline(prof, dataset, "sasrec", seed), protocols=shuffled_protocols(prof))
-    cfgs = [sasrec]
-    for k in depths:
-        plain = e4srec(prof, dataset, k, seed)
-        cfgs += [_control(plain, prof), _control(plain, prof, backbone=random_backbone(prof.backbone))]
-    for k in sorted({depths[0], depths[-1]}):
-        cfgs.append(_control(e4srec(prof, dataset, k, seed), prof, train_item_table=True))
-    cfgs.append(_control(e4srec(prof, dataset, prof.small, seed), prof, targets="prefixes"))
+    cfgs = []
+    for seed in prof.seeds:
+        llm = [_control(e4srec(prof, dataset, prof.small, seed), prof, targets="prefixes")]
+        for k in sorted(depths, reverse=True):
+            plain = e4srec(prof, dataset, k, seed)
+            llm += [_control(plain, prof), _control(plain, prof, backbone=random_backbone(prof.backbone))]
+            if k in (depths[0], depths[-1]):
+                llm.append(_control(plain, prof, train_item_table=True))
+        cfgs += llm + [replace(baseline(prof, dataset, "sasrec", seed), protocols=shuffled_protocols(prof))]
     return _unique(cfgs)
 
 

@@ -303,3 +303,14 @@ def test_parallel_workers_train_each_run_once(tmp_path):
     listing = subprocess.run([sys.executable, "-m", "slmrec_lib.run", *args, "--list"], cwd=paths.REPO_ROOT,
                              capture_output=True, text=True, env=dict(os.environ), timeout=600).stdout
     assert listing and all(line.startswith("done") for line in listing.splitlines())
+
+
+def test_a_run_records_the_sha256_of_the_item_table_it_read():
+    cfg = studies.e4srec(get_profile("smoke"), "synthetic", 2, seed=1)
+    experiment.run(cfg, "smoke")
+    table = experiment.run_dir(cfg.model.item_run, "smoke")
+    inputs = json.loads((experiment.run_dir(cfg, "smoke") / experiment.INPUTS).read_text())
+    recorded = json.loads((table / experiment.MANIFEST).read_text())["item_embeddings.pt"]
+    assert inputs == {"item_table": dict(run=cfg.model.item_run.hash, file="item_embeddings.pt", sha256=recorded)}
+    assert recorded == experiment.sha256_file(table / "item_embeddings.pt")
+    assert not (table / experiment.INPUTS).exists()  # the SASRec reads no other run's weights
