@@ -20,7 +20,7 @@
 # sequence a row (E4SRec's recipe) against one row a user; (3) test histories with their items
 # shuffled (how much each model uses order); (4) the angular distance between the layers' last-token
 # states (Gromov et al. 2024); (5) the item table trainable instead of frozen. All control runs score
-# in fp32 and read one retrained item table: compare them with each other, not with 02's rows.
+# in fp32 and read the profile's item table: compare them with each other, not with 02's bf16 rows.
 
 # %%
 # the names defined before the parameters: book.start checks what the parameters cells added
@@ -37,8 +37,8 @@ book.figures.setup()
 
 # %% [markdown]
 # ## Runs
-# The first seed of every control (depths: the profile's `control_depths`), each scored under the
-# profile's protocols and again on shuffled histories. Missing runs of a GPU profile are listed.
+# Every control on each of the profile's seeds (depths: the profile's `control_depths`), each run scored
+# under the profile's protocols and again on shuffled histories. Missing runs of a GPU profile are listed.
 
 # %%
 rows = book.ladder.control_rows(b)
@@ -47,7 +47,8 @@ book.ladder.missing_table(rows)
 # %% [markdown]
 # ## The controls
 # NDCG@10 (test, percent) under every protocol, plain and shuffled histories, and the drop from plain
-# to shuffled (the order a model uses).
+# to shuffled (the order a model uses): means over seeds, the std over seeds in the "sd" columns (a
+# seed's drop is taken within its run, then averaged).
 
 # %%
 table = book.ladder.control_table(rows, b)
@@ -60,7 +61,8 @@ book.figures.save(fig, b.figure_path("depth_controls"))
 # %% [markdown]
 # ## How redundant are the layers?
 # For the deepest E4SRec, pretrained and with random weights: the mean angular distance between the
-# last-token states of layer l and layer l + n over test users, computed inside each run.
+# last-token states of layer l and layer l + n over test users, computed inside each run and averaged
+# over the seeds.
 
 # %%
 distances = book.ladder.layer_distances(rows, b)
@@ -75,8 +77,8 @@ else:
 
 # %% [markdown]
 # ## Each control as a claim
-# What it tests, the verdict and the 95% interval (paired bootstrap over users where the runs kept
-# their ranks; Holm over the claims of this notebook); the layer line is descriptive.
+# What it tests, the verdict and the 95% interval (paired bootstrap over seeds x users where the runs
+# kept their ranks; Holm over the claims of this notebook); the layer line is descriptive.
 
 # %%
 claims = book.judge_claims(rows, b, claims=book.control_claims(b))
@@ -92,6 +94,7 @@ print(book.ladder.control_findings(rows, b, claims))
 # ## What we saw
 # The lines printed above are computed from this run's rows: random against pretrained weights at each
 # depth, how much each model loses when its histories are shuffled, what a trainable item table and
-# every prefix as a row change, and how far each block turns the last-token state. A control run has
-# one seed, so its claims rest on the paired test over users. On the smoke profile the backbone is
-# random and the data synthetic: the notebook checks the pipeline only.
+# every prefix as a row change, and how far each block turns the last-token state. The gpu profile runs
+# every control with 3 seeds; the cpu and smoke profiles with one, where the claims rest on the paired
+# test over users alone. On the smoke profile the backbone is random and the data synthetic: the
+# notebook checks the pipeline only.

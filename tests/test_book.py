@@ -1,6 +1,7 @@
 """The book package: parameter checks, runs picked by tidy columns, the paper-row mapping, the paper's
 average improvement, verdicts with their statistics under both protocols, the report, timing."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -534,3 +535,19 @@ def test_layer_distance_heat_map_data_from_a_hand_made_csv(tmp_path):
         book.ladder.read_layer_distances(bad)
     fig = book.figures.layer_distances(read, B)
     assert "7 test users" in fig._suptitle.get_text()
+
+
+def test_control_table_over_seeds_averages_each_seeds_order_drop():
+    sasrec = _control_cfgs()["sasrec"]
+    seeds = [dataclasses.replace(sasrec, seed=s) for s in (0, 1)]
+    rows = _cfg_rows({"sasrec": seeds}, {"sasrec": {SAMPLED: [0.2, 0.4], SHUFFLED: [0.1, 0.3]}},
+                     protocols=(SAMPLED, SHUFFLED))
+    row = book.ladder.control_table(rows, B).loc["SASRec"]
+    plain, drop = "sampled 1+50 NDCG@10", "sampled 1+50 order drop %"
+    assert row[plain] == pytest.approx(30.0) and row[f"{plain} sd"] == pytest.approx(np.std([20, 40], ddof=1))
+    assert row["sampled 1+50, shuffled histories NDCG@10"] == pytest.approx(20.0)
+    assert row[drop] == pytest.approx(37.5)  # (50% + 25%) / 2, not 1 - 20 / 30
+    assert row.seeds == 2
+    assert "30.00 ± 14.14" in book.ladder.controls_markdown(rows, B)
+    single = book.ladder.control_table(rows[rows.seed == 0], B).loc["SASRec"]
+    assert single.seeds == 1 and math.isnan(single[f"{plain} sd"]) and single[drop] == pytest.approx(50.0)

@@ -210,19 +210,24 @@ def baselines(rows: pd.DataFrame, book: Book, published: dict | None = None):
 
 
 def depth_controls(table: pd.DataFrame, book: Book, rows: pd.DataFrame | None = None):
-    """The controls from `ladder.control_table` (percent, NDCG@10): (a) pretrained vs random weights by
-    depth; (b) the order drop from plain to shuffled histories; (c) the item table frozen vs trainable
-    and one row a user vs every prefix. One seed, so no whiskers; the sampled protocol."""
+    """The controls from `ladder.control_table` (percent, NDCG@10, the sampled protocol): (a) pretrained
+    vs random weights by depth; (b) the order drop from plain to shuffled histories; (c) the item table
+    frozen vs trainable and one row a user vs every prefix. Points and bars are means over seeds,
+    whiskers the std over seeds (none with one seed)."""
     from .runs import protocols
 
     t = table.reset_index()
     kind = protocol_kind(protocols(rows)[0]) if rows is not None else "sampled 1+999"
     col, drop = f"{kind} NDCG@10", f"{kind} order drop %"
+
+    def sd(part, name):  # whiskers: the std over seeds, where there is one
+        return part[f"{name} sd"].fillna(0).to_numpy() if f"{name} sd" in part.columns else None
+
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.4), layout="constrained")
     ax = axes[0]
     for setting, style in (("pretrained", "o-"), ("random", "s--")):
         part = t[t.setting == setting].sort_values("layers")
-        ax.plot(part.layers, part[col], style, label=f"{setting} weights")
+        ax.errorbar(part.layers, part[col], yerr=sd(part, col), fmt=style, capsize=3, label=f"{setting} weights")
     sas = t[t.setting == "SASRec"]
     if len(sas):
         ax.axhline(float(sas[col].iloc[0]), color="C3", ls=":", label="SASRec (same controls)")
@@ -231,19 +236,21 @@ def depth_controls(table: pd.DataFrame, book: Book, rows: pd.DataFrame | None = 
     ax = axes[1]
     if drop in t.columns:
         part = t[t.setting.isin(["SASRec", "pretrained", "random"])]
-        ax.barh(part.model, part[drop], color=["C3" if s == "SASRec" else "C0" if s == "pretrained" else "C1"
-                                                for s in part.setting])
+        ax.barh(part.model, part[drop], xerr=sd(part, drop), capsize=3,
+                color=["C3" if s == "SASRec" else "C0" if s == "pretrained" else "C1" for s in part.setting])
         for y, v in enumerate(part[drop]):
-            ax.text(v, y, f" {v:.1f}%", va="center", fontsize=8)
+            ax.text(v, y - 0.3, f" {v:.1f}%", va="center", fontsize=8)
         ax.invert_yaxis()
-    ax.set(xlabel=f"drop of NDCG@10 on shuffled histories (%, {kind})", ylabel="", title="(b) order use")
+    ax.set(xlabel=f"drop of NDCG@10 on shuffled histories (%, {kind}; relative to plain histories)", ylabel="",
+           title="(b) order use")
     ax.tick_params(axis="y", labelsize=8)
     ax = axes[2]
     part = t[t.setting.isin(["pretrained", "trainable", "prefixes"])
              & t.layers.isin(t[t.setting.isin(["trainable", "prefixes"])].layers)]
-    ax.barh(part.model, part[col], color=["C0" if s == "pretrained" else "C2" for s in part.setting])
+    ax.barh(part.model, part[col], xerr=sd(part, col), capsize=3,
+            color=["C0" if s == "pretrained" else "C2" for s in part.setting])
     for y, v in enumerate(part[col]):
-        ax.text(v, y, f" {v:.2f}", va="center", fontsize=8)
+        ax.text(v, y - 0.3, f" {v:.2f}", va="center", fontsize=8)
     ax.invert_yaxis()
     ax.set(xlabel=f"NDCG@10 (%, test, {kind})", ylabel="", title="(c) item table and training rows",
            xlim=(0, 1.25 * float(part[col].max())) if len(part) else None)
@@ -254,9 +261,12 @@ def depth_controls(table: pd.DataFrame, book: Book, rows: pd.DataFrame | None = 
             ax.text(0.5, 0.5, "E4SRec control runs not made (missing on this machine)", ha="center", va="center",
                     transform=ax.transAxes, fontsize=9, color="grey")
             ax.set_xticks([])
-    extra = dict(seeds=seeds_text(normalized(rows)), users=users_text(normalized(rows))) if rows is not None else {}
-    fig.suptitle(book.caption("Depth controls (fp32 scores, one retrained item table; compare within this figure)",
-                              **extra), fontsize=10)
+    extra = {}
+    if rows is not None:
+        r = normalized(rows)
+        extra = dict(seeds=f"{seeds_text(r)} ({_spread(r).replace('bars', 'points and bars')})", users=users_text(r))
+    fig.suptitle(book.caption("Depth controls (fp32 scores, one item table; compare within this figure)", **extra),
+                 fontsize=10)
     return fig
 
 
@@ -276,7 +286,9 @@ def layer_distances(frame: pd.DataFrame, book: Book):
         ax.grid(False)
         ax.invert_yaxis()
     users = int(frame.users.iloc[0]) if len(frame) else 0
+    seeds = int(frame.seeds.min()) if "seeds" in frame.columns and len(frame) else 1
     fig.suptitle(book.caption("Angular distance arccos(cos)/pi between layer l and l + n, last token (Gromov et al. "
-                              "2024); low: the n layers barely change the state", users=f"{users} test users"),
+                              "2024); low: the n layers barely change the state", users=f"{users} test users",
+                              seeds=f"mean over {seeds} seed(s)"),
                  fontsize=10)
     return fig

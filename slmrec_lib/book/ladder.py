@@ -5,7 +5,7 @@ computed from the result rows.
 Ladder: the SASRec rungs of `studies.baselines` on every seed, and E4SRec at the ladder's depths
 (the first and last of `studies.control_depths`) reading the main item table (every seed of the main
 table) and reading the BCE rung's table (the first seed). Controls: the runs of
-`studies.depth_controls`, compared with each other only (fp32 scores, one retrained item table).
+`studies.depth_controls`, compared with each other only (fp32 scores, the profile's item table).
 """
 
 from __future__ import annotations
@@ -226,37 +226,56 @@ def control_models(rows: pd.DataFrame, book: Book) -> pd.DataFrame:
 
 def control_table(rows: pd.DataFrame, book: Book, metric: str = "NDCG@10") -> pd.DataFrame:
     """Percent, test: each control model's `metric` under every protocol (plain and shuffled histories)
-    and the drop (%) from plain to shuffled (the order it uses)."""
+    and the drop (%) from plain to shuffled (the order it uses), each the mean over seeds, with the std
+    over seeds beside it ("... sd", NaN with one seed) and the number of seeds. A seed's drop is taken
+    within the seed (the same run scored twice), then averaged."""
     rows = normalized(rows) if "group" not in rows.columns else rows
     models = control_models(rows, book)
     out = models.set_index("group")[["model", "control", "setting", "layers"]]
+    test = rows[(rows.stage == "test") & (rows.metric == metric)]
+    per_seed = 100 * test.pivot_table(index=["group", "seed"], columns="protocol", values="value", aggfunc="mean")
+    columns = {}
     for p in protocols(rows):
-        means = 100 * _means(rows, p, (metric,)).get(metric, pd.Series(dtype=float))
-        out[f"{protocol_kind(p)} {metric}"] = means.reindex(out.index).to_numpy()
+        if p in per_seed.columns:
+            columns[f"{protocol_kind(p)} {metric}"] = per_seed[p]
         twin = shuffled_of(p, rows)
-        if twin is not None:
-            shuffled = 100 * _means(rows, twin, (metric,)).get(metric, pd.Series(dtype=float))
-            out[f"{protocol_kind(twin)} {metric}"] = shuffled.reindex(out.index).to_numpy()
-            out[f"{protocol_kind(p)} order drop %"] = 100 * (1 - out[f"{protocol_kind(twin)} {metric}"]
-                                                             / out[f"{protocol_kind(p)} {metric}"])
+        if twin is not None and twin in per_seed.columns and p in per_seed.columns:
+            columns[f"{protocol_kind(twin)} {metric}"] = per_seed[twin]
+            columns[f"{protocol_kind(p)} order drop %"] = 100 * (1 - per_seed[twin] / per_seed[p])
+    for name, values in columns.items():
+        by = values.groupby(level="group")
+        out[name] = by.mean().reindex(out.index).to_numpy()
+        out[f"{name} sd"] = by.std().reindex(out.index).to_numpy()
+    out["seeds"] = test.groupby("group").seed.nunique().reindex(out.index).fillna(0).astype(int).to_numpy()
     return out.reset_index(drop=True).set_index("model")
+
+
+def spread_columns(table: pd.DataFrame) -> list[str]:
+    """The value columns of a `control_table` that have a "<column> sd" beside them."""
+    return [c for c in table.columns if f"{c} sd" in table.columns]
 
 
 def layer_distances(rows: pd.DataFrame, book: Book) -> pd.DataFrame:
     """The saved angular distances (`experiment.LAYER_DISTANCES`) of the pretrained and the random
-    E4SRec at the deepest control depth, long: model, setting, layer, shift, angular_distance, users."""
+    E4SRec at the deepest control depth, long: model, setting, layer, shift, angular_distance (the mean
+    over the seeds whose runs saved one), users (test users of one run), seeds."""
     from ..experiment import LAYER_DISTANCES
 
     models = control_models(rows, book)
     deepest = models[models.setting.isin(["pretrained", "random"])].layers.max() if len(models) else np.nan
     frames = []
     for r in models[models.setting.isin(["pretrained", "random"]) & (models.layers == deepest)].itertuples():
-        h = rows[rows.group == r.group].config_hash.iloc[0]
-        path = paths.results_dir(book.name) / "runs" / str(h) / LAYER_DISTANCES
-        if path.exists():
-            frames.append(read_layer_distances(path).assign(model=r.model, setting=r.setting))
-    cols = ["model", "setting", "layer", "shift", "angular_distance", "users"]
-    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+        for h in rows[rows.group == r.group].config_hash.unique():
+            path = paths.results_dir(book.name) / "runs" / str(h) / LAYER_DISTANCES
+            if path.exists():
+                frames.append(read_layer_distances(path).assign(model=r.model, setting=r.setting, run=str(h)))
+    cols = ["model", "setting", "layer", "shift", "angular_distance", "users", "seeds"]
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    every = pd.concat(frames, ignore_index=True)
+    out = every.groupby(["model", "setting", "layer", "shift"], sort=False).agg(
+        angular_distance=("angular_distance", "mean"), users=("users", "first"), seeds=("run", "nunique"))
+    return out.reset_index()[cols]
 
 
 def read_layer_distances(path) -> pd.DataFrame:
@@ -276,15 +295,16 @@ def distance_matrix(frame: pd.DataFrame) -> pd.DataFrame:
 
 def redundancy(frame: pd.DataFrame, shift: int) -> pd.DataFrame:
     """Per model: the block of `shift` consecutive layers that changes the last-token state least (the
-    smallest angular distance d(l, l + n), Gromov et al. 2024's pruning rule), and the largest."""
+    smallest angular distance d(l, l + n), Gromov et al. 2024's pruning rule), and the largest; `seeds`:
+    how many runs the distances average (1 for a single run's file)."""
     out = []
     for (model, setting), part in frame[frame["shift"] == shift].groupby(["model", "setting"], sort=False):
         lo, hi = part.loc[part.angular_distance.idxmin()], part.loc[part.angular_distance.idxmax()]
         out.append(dict(model=model, setting=setting, shift=shift, first_layer=int(lo.layer),
                         min_distance=float(lo.angular_distance), max_distance=float(hi.angular_distance),
-                        users=int(lo.users)))
+                        users=int(lo.users), seeds=int(lo.get("seeds", 1))))
     return pd.DataFrame(out, columns=["model", "setting", "shift", "first_layer", "min_distance", "max_distance",
-                                      "users"])
+                                      "users", "seeds"])
 
 
 def prune_shift(book: Book) -> int:
@@ -307,7 +327,8 @@ def layer_claims(rows: pd.DataFrame, book: Book) -> pd.DataFrame:
                               "state (Gromov et al. 2024: such layers can be dropped)", ours=ours,
                               paper="the paper keeps the deeper layers' knowledge through distillation",
                               verdict="descriptive", test="angular distance arccos(cos)/pi, mean over test users",
-                              detail=f"{int(red.users.iloc[0])} test users; no spread saved: no test", protocol="")],
+                              detail=f"{int(red.users.iloc[0])} test users, mean over {int(red.seeds.min())} seed(s) of each "
+                              "run's means over users; no spread over users saved: no test", protocol="")],
                         columns=cols)
 
 
@@ -332,19 +353,22 @@ def control_findings(rows: pd.DataFrame, book: Book, claims: pd.DataFrame) -> st
         shown = ", ".join(f"{t.loc[name, 'model']} {t.loc[name, drop]:.1f}%" for name in t.index
                           if name == "SASRec" or name.startswith(("pretrained", "random")))
         lines.append(f"- Order ({kind} NDCG@10, drop from plain to shuffled histories): {shown}.")
-    levels = ", ".join(f"{t.loc[name, 'model']} {t.loc[name, col]:.2f}%" for name in t.index)
-    lines.append(f"- {col} of each control run: {levels}.")
+    levels = ", ".join(f"{t.loc[name, 'model']} {_mean_std_text(t.loc[name, col], t.loc[name, col + ' sd'])}%"
+                       for name in t.index)
+    seeds = sorted(set(table.seeds))
+    lines.append(f"- {col} of each control (mean ± std over {'/'.join(map(str, seeds))} seed(s)): {levels}.")
     red = redundancy(layer_distances(rows, book), prune_shift(book))
     for r in red.itertuples():
         lines.append(f"- {r.model}: the {r.shift} consecutive layers that change the last-token state least start "
-                     f"at layer {r.first_layer} (angular distance {r.min_distance:.3f}; the most: {r.max_distance:.3f}).")
+                     f"at layer {r.first_layer} (angular distance {r.min_distance:.3f}; the most: {r.max_distance:.3f}; "
+                     f"mean over {r.seeds} seed(s)).")
     return "\n".join(lines)
 
 
 __all__ = ["ladder_configs", "ladder_rows", "control_rows", "ladder_models", "ladder_table", "ladder_margins",
            "calibration", "calibration_text", "ladder_findings", "control_models", "control_table",
            "layer_distances", "read_layer_distances", "distance_matrix", "redundancy", "layer_claims",
-           "control_findings", "missing_table", "PUBLISHED_BCE", "CALIBRATION_TOLERANCE", "is_shuffled",
+           "control_findings", "missing_table", "spread_columns", "PUBLISHED_BCE", "CALIBRATION_TOLERANCE", "is_shuffled",
            "plain_of", "ladder_markdown", "controls_markdown", "prune_shift"]
 
 
@@ -362,8 +386,12 @@ def ladder_markdown(rows: pd.DataFrame, book: Book) -> str:
 
 
 def controls_markdown(rows: pd.DataFrame, book: Book) -> str:
-    """The README's controls table: NDCG@10 (percent, one seed) plain and shuffled, and the order drop."""
+    """The README's controls table: NDCG@10 (percent, mean ± std over seeds) plain and shuffled, the
+    order drop, and the seeds."""
     from .tables import markdown_table
 
-    table = control_table(rows, book).drop(columns=["control", "setting", "layers"])
-    return markdown_table(table.reset_index(), digits=2)
+    table = control_table(rows, book)
+    shown = pd.DataFrame({c: [_mean_std_text(m, sd) for m, sd in zip(table[c], table[f"{c} sd"])]
+                          for c in spread_columns(table)}, index=table.index)
+    shown["seeds"] = table.seeds
+    return markdown_table(shown.reset_index(), digits=2)
