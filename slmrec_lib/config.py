@@ -184,6 +184,12 @@ def config_hash(cfg: RunConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:HASH_LENGTH]
 
 
+def training_key(cfg: RunConfig) -> str:
+    """The hash of what a run trains: its config with only the first protocol (the one its validation
+    uses). Runs with one key train the same weights and differ only in how they are scored afterwards."""
+    return replace(cfg, protocols=cfg.protocols[:1]).hash
+
+
 @lru_cache(maxsize=64)
 def data_content(data: DataConfig) -> str:
     """The sha256 of the dataset's source files (`data.fingerprint`), looked up once per process.

@@ -286,6 +286,52 @@ def _inputs(cfg: RunConfig, prof: Profile) -> dict:
     return out
 
 
+def training_twin(cfg: RunConfig, prof: Profile) -> RunConfig | None:
+    """A finished run here that trained what `cfg` trains (`config.training_key`: the same config but for
+    the protocols after the first) and saved its weights, or None. `cfg` then scores that run's weights
+    instead of training them again: on the CPU training is deterministic, so the rows are the ones its
+    own training would give (e.g. the depth controls' SASRec, scored also on shuffled histories)."""
+    if cfg.train is None:
+        return None
+    key = config.training_key(cfg)
+    for path in sorted((paths.results_dir(prof.name) / "runs").glob("*/config.json")):
+        folder = path.parent
+        if folder.name == cfg.hash or not (folder / "rows.csv").exists() or not (folder / "model.pt").exists():
+            continue
+        try:
+            d = json.loads(path.read_text())
+            if d.get("seed") != cfg.seed or d.get("model", {}).get("kind") != cfg.model.kind:
+                continue  # a cheap filter before resolving the config
+            other = config.from_dict(d)
+        except (ValueError, KeyError, TypeError, json.JSONDecodeError):
+            continue  # another layout or a damaged file: not a twin (its own run reports it)
+        if other.hash == folder.name and config.training_key(other) == key:
+            return other
+    return None
+
+
+def _teacher_state_store(cfg: RunConfig, prof: Profile, model, device: str):
+    """The shared teacher states of an offline student trained on the CPU in fp32 (None otherwise)."""
+    from .teacher_states import TeacherStateStore
+
+    d = cfg.model.distill
+    if (device != "cpu" or cfg.model.teacher is None or d is None or d.mode != "offline"
+            or cfg.train.mixed_precision != "no" or d.share_teacher_states is False):
+        return None
+    sha = json.loads((run_dir(cfg.model.teacher, prof) / MANIFEST).read_text())["model.pt"]
+    return TeacherStateStore.for_teacher(paths.cache_dir() / "teacher_states", cfg.model.teacher.hash, sha)
+
+
+def _load_trained(model, twin: RunConfig, prof: Profile) -> None:
+    """The trainable weights of `twin` (checked against its manifest) into `model`, built untrained."""
+    weights = load_weights(twin, prof, "model.pt")
+    trainable = {k for k, v in model.named_parameters() if v.requires_grad}
+    if set(weights) != trainable:
+        raise DamagedRun(f"{run_dir(twin, prof) / 'model.pt'} holds {len(weights)} tensors, not the model's "
+                         f"{len(trainable)} trainable ones; move that run folder away to train it again")
+    model.load_state_dict(weights, strict=False)
+
+
 def _artifacts(cfg: RunConfig, prof: Profile) -> Artifacts:
     m = cfg.model
     return Artifacts(
@@ -306,14 +352,32 @@ def _train_and_evaluate(cfg: RunConfig, prof: Profile, folder: Path, quiet: bool
     if inputs := _inputs(cfg, prof):  # read after _artifacts has checked each file against its manifest
         atomic_write_text(json.dumps(inputs, indent=2, sort_keys=True), folder / INPUTS)
     train_seconds, steps, best_step = 0.0, 0, 0
-    if cfg.train is not None:
+    twin = training_twin(cfg, prof)
+    if twin is not None:  # the same training is done: score its weights (its training time and steps)
+        if not quiet:
+            print(f"[run] {cfg.label} {cfg.hash}: the weights of {twin.hash}, which trained the same config", flush=True)
+        _load_trained(model, twin, prof)
+        trained = read_rows(twin, prof).iloc[0]
+        train_seconds, steps, best_step = float(trained.train_seconds), int(trained.steps), int(trained.best_step)
+        inputs = dict(_inputs(cfg, prof), weights=dict(run=twin.hash, file="model.pt",
+                      sha256=json.loads((run_dir(twin, prof) / MANIFEST).read_text())["model.pt"]))
+        atomic_write_text(json.dumps(inputs, indent=2, sort_keys=True), folder / INPUTS)
+    elif cfg.train is not None:
         from .training import fit
 
         examples = train_examples(split, model.max_len, cfg.model.targets)
         if not quiet:  # what a max_len cut from the histories, said once a run
             print(f"[data] {truncation_line(truncation_summary(split, model.max_len, cfg.model.targets))}", flush=True)
+        store = _teacher_state_store(cfg, prof, model, device)
+        if store is not None:
+            model.teacher_states = store
         result = fit(model, examples, split, cfg.train, folder, cfg.eval_protocols[0], name=f"{cfg.label} {cfg.hash[:8]}",
                      on_bad_checkpoint=on_bad_checkpoint)
+        if store is not None:
+            store.save()
+            model.teacher_states = None
+            if not quiet:
+                print(f"[run] teacher states: {store.hits} batches read from {store.path.name}", flush=True)
         train_seconds, steps, best_step = result.train_seconds, result.steps, result.best_step
     model.to(device)
     trainable = {k: v.detach().cpu() for k, v in model.named_parameters() if v.requires_grad}
@@ -343,7 +407,7 @@ def _train_and_evaluate(cfg: RunConfig, prof: Profile, folder: Path, quiet: bool
                 rows.append(dict(base, protocol=protocol.name, stage=stage, metric=metric, value=value,
                                  eval_seconds=seconds, eval_seconds_per_user=seconds / max(n_users, 1)))
     _save_ranks(folder, kept, users)
-    if cfg.model.kind == "e4srec":
+    if cfg.model.kind == "e4srec" and any(p.shuffle for p in cfg.protocols):  # the depth controls' runs (09)
         _save_layer_distances(model, split, folder)
     frame = check_rows(cfg, pd.DataFrame(rows), rows_path)
     atomic_write_text(frame.to_csv(index=False), rows_path)

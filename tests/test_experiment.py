@@ -314,3 +314,89 @@ def test_a_run_records_the_sha256_of_the_item_table_it_read():
     assert inputs == {"item_table": dict(run=cfg.model.item_run.hash, file="item_embeddings.pt", sha256=recorded)}
     assert recorded == experiment.sha256_file(table / "item_embeddings.pt")
     assert not (table / experiment.INPUTS).exists()  # the SASRec reads no other run's weights
+
+
+def test_a_run_that_only_adds_protocols_scores_the_finished_twins_weights(monkeypatch):
+    cfg = _sasrec(lr=3e-3)
+    rows = experiment.run(cfg, "smoke")
+    shuffled = EvalProtocol("sampled", 50, 0, shuffle=True)
+    more = dataclasses.replace(cfg, protocols=cfg.protocols + (shuffled,))
+    other_first = dataclasses.replace(cfg, protocols=cfg.protocols[::-1])  # validates on another protocol
+    assert config.training_key(more) == config.training_key(cfg) != config.training_key(other_first)
+    assert more.hash != cfg.hash and experiment.training_twin(other_first, get_profile("smoke")) is None
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the twin's weights were trained again")
+
+    monkeypatch.setattr("slmrec_lib.training.fit", no_training)
+    again = experiment.run(more, "smoke")
+    cols = ["protocol", "stage", "metric", "value", "train_seconds", "steps", "best_step"]
+    pd.testing.assert_frame_equal(again[again.protocol != shuffled.name][cols].reset_index(drop=True),
+                                  rows[cols].reset_index(drop=True))
+    assert set(again.protocol) == {p.name for p in more.protocols}
+    inputs = json.loads((experiment.run_dir(more, "smoke") / experiment.INPUTS).read_text())
+    assert inputs["weights"]["run"] == cfg.hash
+
+
+def test_a_twin_with_damaged_weights_is_refused(monkeypatch):
+    cfg = _sasrec(lr=4e-3)
+    experiment.run(cfg, "smoke")
+    weights = experiment.run_dir(cfg, "smoke") / "model.pt"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"damaged!")
+    more = dataclasses.replace(cfg, protocols=cfg.protocols + (EvalProtocol("full", 0, 0, shuffle=True),))
+    with pytest.raises(experiment.DamagedRun, match="sha256 differs"):
+        experiment.run(more, "smoke")
+
+
+def test_offline_students_of_one_teacher_share_its_states_and_keep_their_numbers(monkeypatch, tmp_path):
+    from slmrec_lib import paths
+    from slmrec_lib.models.llmrec import LLMRec
+
+    monkeypatch.setenv("SLMREC_CACHE_DIR", str(tmp_path / "cache"))
+    prof = get_profile("smoke")
+    first, second = (studies.slmrec(prof, "synthetic", 4, 8, seed=3, variant=v) for v in ("", " +D_norm +L_ms"))
+    experiment.run(first, prof)  # trains the teacher, then a student that fills the store
+    stores = list((paths.cache_dir() / "teacher_states").glob("*.pt"))
+    assert len(stores) == 1 and first.model.teacher.hash in stores[0].name
+
+    calls = []
+    live = LLMRec.last_token_states
+
+    def counted(self, input):
+        calls.append(len(input))
+        return live(self, input)
+
+    monkeypatch.setattr(LLMRec, "last_token_states", counted)
+    shared = experiment.run(second, prof)
+    student_calls = len(calls)  # the student's own forwards only: its teacher's states were all stored
+    steps = int(shared.steps.iloc[0])
+    assert student_calls >= steps
+
+    calls.clear()
+    import shutil
+    shutil.rmtree(experiment.run_dir(second, prof))
+    monkeypatch.setattr(experiment, "_teacher_state_store", lambda *a: None)
+    alone = experiment.run(second, prof)  # the live teacher at every step
+    assert len(calls) == student_calls + steps
+    cols = ["protocol", "stage", "metric", "value"]
+    pd.testing.assert_frame_equal(shared[cols], alone[cols])
+
+
+def test_a_damaged_teacher_state_file_is_set_aside(tmp_path, capsys):
+    import torch
+
+    from slmrec_lib.teacher_states import TeacherStateStore
+
+    store = TeacherStateStore.for_teacher(tmp_path, "abc", "0" * 64)
+    x = torch.arange(6).reshape(2, 3)
+    store.put(x, [torch.ones(2, 4), torch.zeros(2, 4)])
+    store.save()
+    again = TeacherStateStore.for_teacher(tmp_path, "abc", "0" * 64)
+    assert [t.tolist() for t in again.get(x)] == [[[1.0] * 4] * 2, [[0.0] * 4] * 2]
+    assert again.get(x + 1) is None
+    other_weights = TeacherStateStore.for_teacher(tmp_path, "abc", "1" * 64)  # another teacher: another file
+    assert other_weights.get(x) is None and other_weights.path != store.path
+    store.path.write_bytes(store.path.read_bytes() + b"!")
+    damaged = TeacherStateStore.for_teacher(tmp_path, "abc", "0" * 64)
+    assert damaged.get(x) is None and not store.path.exists()
+    assert "set aside" in capsys.readouterr().out

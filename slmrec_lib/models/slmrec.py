@@ -32,7 +32,9 @@ device)` runs it once, without gradients, over all training rows and keeps the s
 need on the device, as the teacher computes them (bf16 under bf16 autocast); `forward` then reads
 them by `batch["row"]` (the rows' indices into `examples`) instead of running the teacher. Each
 read checks that the batch's inputs are the cached rows' inputs. Without `prepare_training` (or
-with `teacher_cache=False`) the teacher runs live at every step.
+with `teacher_cache=False`) the teacher runs live at every step; `teacher_states` (set by the runner
+on the CPU, see `slmrec_lib.teacher_states`) then keeps each batch's states for the next student of
+the same teacher.
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ class DistillConfig:
     # offline: the frozen teacher's states computed once by prepare_training (None: on offline, off online)
     teacher_cache: bool | None = field(default=None, metadata=EXECUTION)
     teacher_cache_batch_size: int = field(default=256, metadata=EXECUTION)  # rows a teacher forward when caching
+    # offline students of one teacher on the CPU share its states batch by batch (`slmrec_lib.teacher_states`;
+    # the same numbers as the live teacher); False: every student runs its teacher
+    share_teacher_states: bool | None = field(default=None, metadata=EXECUTION)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -165,8 +170,16 @@ class SLMRecStudent(SeqRecommender):
 
     def _teacher_states(self, input: torch.Tensor) -> list[torch.Tensor]:
         if self.cfg.mode == "offline":
+            store = getattr(self, "teacher_states", None)  # a `teacher_states.TeacherStateStore`, or None
+            if store is not None and self.training:
+                hit = store.get(input)
+                if hit is not None:
+                    return hit
             with torch.no_grad():
-                return self.teacher.last_token_states(input)
+                states = self.teacher.last_token_states(input)
+            if store is not None and self.training:
+                store.put(input, states)
+            return states
         return self.teacher.last_token_states(input)
 
     # ------------------------------------------------------------------------- teacher-state cache
