@@ -192,7 +192,7 @@ class SLMRecStudent(SeqRecommender):
         `planned_rows`: the rows the run will still feed (training.fit passes it). Does nothing when the
         cache is off (online mode, `teacher_cache=False`), no distillation term needs the teacher, or
         the run feeds no more rows than one pass over the examples (then the live teacher costs less:
-        the cpu profile's 80 steps of 16 rows see 1,280 of Beauty's 22,363). Call it under the autocast
+        the cpu profile's 40 steps of 16 rows see 640 of Beauty's 22,363). Call it under the autocast
         the training forward uses.
         """
         self._teacher_cache = None
