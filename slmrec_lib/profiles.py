@@ -124,7 +124,7 @@ PROFILES: dict[str, Profile] = {
         teacher_train=T(max_steps=40, batch_size=16, lr=1e-3, warmup_steps=5, patience=None, valid_users=250),
         student_train=T(max_steps=40, batch_size=16, lr=1e-3, warmup_steps=5, patience=None, valid_users=250),
         p5_params=P5Config(max_len=10),
-        p5_train=T(max_steps=20, batch_size=16, lr=1e-3, patience=None),  # a pipeline check on the CPU (50 before)
+        p5_train=T(max_steps=50, batch_size=16, lr=1e-3, patience=None),
         p5_eval_users=10,  # 1000 candidates by likelihood: about 10 CPU-seconds a user at 8 layers
         control_depths=(4,),  # each control is a 40-step LLM run (~35 s on 2 cores): the student's depth
     ),

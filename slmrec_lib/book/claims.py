@@ -228,9 +228,11 @@ def _judge_one(rows, a, b, protocol, book, protocol_b: str | None = None) -> dic
     w_less = stats.welch(a_scores, b_scores, "less", ALPHA)
     from .runs import per_seed
 
-    rel = stats.relative_difference_ci(per_seed(rows, a, protocol, PAIRED_METRIC),
-                                       per_seed(rows, b, pb, PAIRED_METRIC), ALPHA) \
-        if len(per_seed(rows, b, pb, PAIRED_METRIC)) else None
+    ref = per_seed(rows, b, pb, PAIRED_METRIC)
+    try:
+        rel = str(stats.relative_difference_ci(per_seed(rows, a, protocol, PAIRED_METRIC), ref, ALPHA)) if len(ref) else ""
+    except stats.StatsError as exc:  # e.g. a reference that scored 0 (P5 on the cpu profile's 10 users)
+        rel = f"no relative {PAIRED_METRIC} change: {exc}"
     paired, paired_text = _paired(rows, a, b, protocol, book, pb)
     if paired is not None:
         boot, other = paired
@@ -240,7 +242,7 @@ def _judge_one(rows, a, b, protocol, book, protocol_b: str | None = None) -> dic
         test = SEED_TEST
         effect, lo, hi, p, p_other = w.diff, w.ci_low, w.ci_high, w.p, w_less.p
     return dict(protocol=protocol, test=test, effect_pct=effect, ci_low=lo, ci_high=hi, p=p, p_other=p_other,
-                ndcg10=str(rel) if rel is not None else "", paired=paired_text,
+                ndcg10=rel, paired=paired_text,
                 seeds=f"{len(a_scores)} vs {len(b_scores)}", detail=str(w))
 
 
