@@ -551,3 +551,16 @@ def test_control_table_over_seeds_averages_each_seeds_order_drop():
     assert "30.00 ± 14.14" in book.ladder.controls_markdown(rows, B)
     single = book.ladder.control_table(rows[rows.seed == 0], B).loc["SASRec"]
     assert single.seeds == 1 and math.isnan(single[f"{plain} sd"]) and single[drop] == pytest.approx(50.0)
+
+
+def test_a_reference_that_scored_zero_ndcg_is_said_not_a_crash():
+    values = dict(ce=[0.200, 0.202, 0.198], bce=[0.100, 0.101, 0.099], authors=[0.050, 0.051, 0.049],
+                  deep=[0.150, 0.151, 0.149])
+    rows = _cfg_rows(_ladder_cfgs(), values)
+    authors = (rows.kind == "sasrec") & (rows.targets == "last") & (rows.metric == "NDCG@10")
+    assert authors.any()
+    rows.loc[authors, "value"] = 0.0  # e.g. a model scored on a handful of users that all missed
+    claims = book.judge_claims(rows, book.Book(P, DS), claims=book.LADDER_CLAIMS)
+    zero = claims[claims.ours.str.contains("targets=last")]
+    assert len(zero) and all(t.startswith("no relative NDCG@10 change: mean(b) = 0") for t in zero.ndcg10)
+    assert zero.verdict.notna().all()

@@ -124,7 +124,9 @@ def test_readme_tables_render_as_before_the_redesign(profile, datasets, monkeypa
     one was written again after the cpu runs were retrained with the execution-order fix:
     E4SRec_1, the first LLM run the old notebook path trained right after its item table in the same
     process, changed (NDCG@10 7.06 -> 4.65), and SLMRec_4<-8 +L_ms by 0.01 points (its heads are now
-    initialised after both backbones load); git log -p tests/data/readme_tables_cpu.md."""
+    initialised after both backbones load). Written a third time when the cpu profile's LLM runs went from
+    80 steps to 40 (2026-12-01): every LLM row changed, the other rows did not; git log -p
+    tests/data/readme_tables_cpu.md."""
     monkeypatch.setenv("SLMREC_RESULTS_DIR", str(REPO_RESULTS))
     assert tables.main(["--profile", profile, "--dataset", *datasets]) == 0
     assert capsys.readouterr().out == (FIXTURES / f"readme_tables_{profile}.md").read_text()
