@@ -310,7 +310,7 @@ def training_twin(cfg: RunConfig, prof: Profile) -> RunConfig | None:
     return None
 
 
-def _teacher_state_store(cfg: RunConfig, prof: Profile, model, device: str):
+def _teacher_state_store(cfg: RunConfig, prof: Profile, device: str):
     """The shared teacher states of an offline student trained on the CPU in fp32 (None otherwise)."""
     from .teacher_states import TeacherStateStore
 
@@ -349,8 +349,7 @@ def _train_and_evaluate(cfg: RunConfig, prof: Profile, folder: Path, quiet: bool
     split = get_split(cfg.data)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = build_model(execution_settings(cfg, device), split, _artifacts(cfg, prof))
-    if inputs := _inputs(cfg, prof):  # read after _artifacts has checked each file against its manifest
-        atomic_write_text(json.dumps(inputs, indent=2, sort_keys=True), folder / INPUTS)
+    inputs = _inputs(cfg, prof)  # read after _artifacts has checked each file against its manifest
     train_seconds, steps, best_step = 0.0, 0, 0
     twin = training_twin(cfg, prof)
     if twin is not None:  # the same training is done: score its weights (its training time and steps)
@@ -359,16 +358,17 @@ def _train_and_evaluate(cfg: RunConfig, prof: Profile, folder: Path, quiet: bool
         _load_trained(model, twin, prof)
         trained = read_rows(twin, prof).iloc[0]
         train_seconds, steps, best_step = float(trained.train_seconds), int(trained.steps), int(trained.best_step)
-        inputs = dict(_inputs(cfg, prof), weights=dict(run=twin.hash, file="model.pt",
-                      sha256=json.loads((run_dir(twin, prof) / MANIFEST).read_text())["model.pt"]))
+        inputs["weights"] = dict(run=twin.hash, file="model.pt",
+                                 sha256=json.loads((run_dir(twin, prof) / MANIFEST).read_text())["model.pt"])
+    if inputs:
         atomic_write_text(json.dumps(inputs, indent=2, sort_keys=True), folder / INPUTS)
-    elif cfg.train is not None:
+    if twin is None and cfg.train is not None:
         from .training import fit
 
         examples = train_examples(split, model.max_len, cfg.model.targets)
         if not quiet:  # what a max_len cut from the histories, said once a run
             print(f"[data] {truncation_line(truncation_summary(split, model.max_len, cfg.model.targets))}", flush=True)
-        store = _teacher_state_store(cfg, prof, model, device)
+        store = _teacher_state_store(cfg, prof, device)
         if store is not None:
             model.teacher_states = store
         result = fit(model, examples, split, cfg.train, folder, cfg.eval_protocols[0], name=f"{cfg.label} {cfg.hash[:8]}",
