@@ -274,6 +274,11 @@ def _set_aside_damaged(folder: Path) -> None:
         print(f"[run] {rows} was damaged; kept as {aside.name}, training the run again", flush=True)
 
 
+def recorded_sha256(dep: RunConfig, prof: Profile, name: str) -> str:
+    """The sha256 that run `dep` recorded for its weight file `name` when it saved it."""
+    return json.loads((run_dir(dep, prof) / MANIFEST).read_text())[name]
+
+
 def _inputs(cfg: RunConfig, prof: Profile) -> dict:
     """The weight files a run reads (its item table's, its teacher's), each with the sha256 its own run
     recorded: a dependency trained again (same config, another machine) shows as another sha."""
@@ -281,8 +286,7 @@ def _inputs(cfg: RunConfig, prof: Profile) -> dict:
     out = {}
     for role, dep, name in (("item_table", m.item_run, "item_embeddings.pt"), ("teacher", m.teacher, "model.pt")):
         if dep is not None:
-            manifest = json.loads((run_dir(dep, prof) / MANIFEST).read_text())
-            out[role] = dict(run=dep.hash, file=name, sha256=manifest[name])
+            out[role] = dict(run=dep.hash, file=name, sha256=recorded_sha256(dep, prof, name))
     return out
 
 
@@ -318,8 +322,8 @@ def _teacher_state_store(cfg: RunConfig, prof: Profile, device: str):
     if (device != "cpu" or cfg.model.teacher is None or d is None or d.mode != "offline"
             or cfg.train.mixed_precision != "no" or d.share_teacher_states is False):
         return None
-    sha = json.loads((run_dir(cfg.model.teacher, prof) / MANIFEST).read_text())["model.pt"]
-    return TeacherStateStore.for_teacher(paths.cache_dir() / "teacher_states", cfg.model.teacher.hash, sha)
+    return TeacherStateStore.for_teacher(paths.cache_dir() / "teacher_states", cfg.model.teacher.hash,
+                                         recorded_sha256(cfg.model.teacher, prof, "model.pt"))
 
 
 def _load_trained(model, twin: RunConfig, prof: Profile) -> None:
@@ -358,8 +362,7 @@ def _train_and_evaluate(cfg: RunConfig, prof: Profile, folder: Path, quiet: bool
         _load_trained(model, twin, prof)
         trained = read_rows(twin, prof).iloc[0]
         train_seconds, steps, best_step = float(trained.train_seconds), int(trained.steps), int(trained.best_step)
-        inputs["weights"] = dict(run=twin.hash, file="model.pt",
-                                 sha256=json.loads((run_dir(twin, prof) / MANIFEST).read_text())["model.pt"])
+        inputs["weights"] = dict(run=twin.hash, file="model.pt", sha256=recorded_sha256(twin, prof, "model.pt"))
     if inputs:
         atomic_write_text(json.dumps(inputs, indent=2, sort_keys=True), folder / INPUTS)
     if twin is None and cfg.train is not None:

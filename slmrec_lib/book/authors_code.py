@@ -31,7 +31,7 @@ import pandas as pd
 from .. import paths
 from ..stats import holm, welch
 from .context import Book
-from .tables import markdown_table
+from .tables import markdown_table, mean_sd_text
 
 PROTOCOL = "sampled-999-seed0"  # the book's evaluator on fixed candidates
 EXACTNESS = "exactness-64-users"
@@ -179,14 +179,9 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
 
 def formatted(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     """The summary for reading: "mean ± sd" cells, the difference as "+d [lo, hi]", p to 2 digits."""
-    def pm(mean, sd):
-        if mean != mean:
-            return ""
-        return f"{mean:.{digits}f}" + ("" if sd != sd else f" ± {sd:.{digits}f}")
-
     out = pd.DataFrame(index=table.index)
     for m in METRICS:
-        out[m] = [pm(a, b) for a, b in zip(table[f"{m} mean"], table[f"{m} sd"])]
+        out[m] = [mean_sd_text(a, b, digits) for a, b in zip(table[f"{m} mean"], table[f"{m} sd"])]
     out["seeds"] = table["seeds"].astype(int)
     out["authors - book NDCG@10 [95% CI]"] = [
         "" if d != d else f"{d:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
@@ -194,7 +189,7 @@ def formatted(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     out["Welch p (Holm)"] = ["" if p != p else f"{p:.2f} ({ph:.2f})" for p, ph in zip(table["p"], table["p Holm"])]
     out["ties / user"] = [f"{t:.2g}" if t == t else "" for t in table["ties per user"]]
     out["exactness max abs diff"] = [f"{e:.1e}" if e == e else "" for e in table["exactness max abs diff"]]
-    out["their own test NDCG@10"] = [pm(a, b) for a, b in zip(table["own test NDCG@10 mean"],
+    out["their own test NDCG@10"] = [mean_sd_text(a, b, digits) for a, b in zip(table["own test NDCG@10 mean"],
                                                               table["own test NDCG@10 sd"])]
     return out
 

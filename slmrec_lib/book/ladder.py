@@ -19,7 +19,7 @@ from .context import Book
 from .paper import MAIN_METRICS
 from .runs import (RUNG_NAMES, Side, groups, is_shuffled, item_table_run, normalized, plain_of, protocol_kind,
                    protocols, rows_of, rung_of, shuffled_of)
-from .tables import mean_std
+from .tables import mean_sd_text, mean_std
 
 # The published full-ranking numbers of the BCE rung's setting (fractions), by dataset.
 # Source: the S3-Rec paper's SASRec row on Beauty (Zhou et al., CIKM 2020, "S3-Rec"; the same file and
@@ -84,10 +84,6 @@ def ladder_models(rows: pd.DataFrame, book: Book) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["group", "model", "part", "rung", "what", "layers", "seeds"])
 
 
-def _mean_std_text(mean: float, std: float) -> str:
-    return "" if mean != mean else f"{mean:.2f}" + ("" if std != std else f" ± {std:.2f}")
-
-
 def ladder_table(rows: pd.DataFrame, book: Book, metrics=LADDER_METRICS) -> pd.DataFrame:
     """Percent, test stage, mean ± std over seeds of each ladder model under every (plain) protocol;
     columns "<protocol kind> <metric>", plus what the model is, seeds and test users."""
@@ -98,7 +94,7 @@ def ladder_table(rows: pd.DataFrame, book: Book, metrics=LADDER_METRICS) -> pd.D
         ms = mean_std(rows, metrics, protocol=p)
         ms.index = ms[("group", "")]
         for m in metrics:
-            out[f"{protocol_kind(p)} {m}"] = [_mean_std_text(ms["mean"][m].get(k, np.nan), ms["std"][m].get(k, np.nan))
+            out[f"{protocol_kind(p)} {m}"] = [mean_sd_text(ms["mean"][m].get(k, np.nan), ms["std"][m].get(k, np.nan))
                                               for k in out.index]
         out["seeds"] = ms[("seeds", "")].reindex(out.index).to_numpy()
         out["users"] = ms[("users", "")].reindex(out.index).to_numpy()
@@ -353,7 +349,7 @@ def control_findings(rows: pd.DataFrame, book: Book, claims: pd.DataFrame) -> st
         shown = ", ".join(f"{t.loc[name, 'model']} {t.loc[name, drop]:.1f}%" for name in t.index
                           if name == "SASRec" or name.startswith(("pretrained", "random")))
         lines.append(f"- Order ({kind} NDCG@10, drop from plain to shuffled histories): {shown}.")
-    levels = ", ".join(f"{t.loc[name, 'model']} {_mean_std_text(t.loc[name, col], t.loc[name, col + ' sd'])}%"
+    levels = ", ".join(f"{t.loc[name, 'model']} {mean_sd_text(t.loc[name, col], t.loc[name, col + ' sd'])}%"
                        for name in t.index)
     seeds = sorted(set(table.seeds))
     lines.append(f"- {col} of each control (mean ± std over {'/'.join(map(str, seeds))} seed(s)): {levels}.")
@@ -391,7 +387,7 @@ def controls_markdown(rows: pd.DataFrame, book: Book) -> str:
     from .tables import markdown_table
 
     table = control_table(rows, book)
-    shown = pd.DataFrame({c: [_mean_std_text(m, sd) for m, sd in zip(table[c], table[f"{c} sd"])]
+    shown = pd.DataFrame({c: [mean_sd_text(m, sd) for m, sd in zip(table[c], table[f"{c} sd"])]
                           for c in spread_columns(table)}, index=table.index)
     shown["seeds"] = table.seeds
     return markdown_table(shown.reset_index(), digits=2)

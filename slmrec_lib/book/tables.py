@@ -180,6 +180,11 @@ def sequence_lengths(book: Book) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def mean_sd_text(mean: float, sd: float, digits: int = 2) -> str:
+    """A "mean ± sd" cell: just the mean where there is no spread (one seed), empty where no mean."""
+    return "" if mean != mean else f"{mean:.{digits}f}" + ("" if sd != sd else f" ± {sd:.{digits}f}")
+
+
 def markdown_table(frame: pd.DataFrame, digits: int = 2) -> str:
     """A pipe table of a frame (flattened column names), without extra dependencies."""
     f = frame if isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
